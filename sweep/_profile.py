@@ -47,6 +47,9 @@ class Profile(NamedTuple):
     power_weight_time_s: jax.Array  # weight time used by the power model's activity fractions (s)
     flops_per_token: jax.Array  # decode FLOPs per output token per GPU (2·active_params/TP)
     peak_flops: jax.Array  # dense tensor FLOP/s per GPU at the compute dtype
+    prefill_chunk_tokens: jax.Array  # chunked-prefill size (tokens per iteration); integer-valued
+    price_per_gpu_hour: jax.Array  # $ per GPU-hour
+    min_concurrency: jax.Array  # floor on n_max (paper planner clamps roofline profiles to 1); 0 = none
 
     @classmethod
     def from_mapping(cls, values: dict, dtype=None) -> "Profile":
@@ -79,4 +82,5 @@ LOGISTIC_DEFAULTS = {
     "power_weight_time_s": 0.0,
     "flops_per_token": 0.0,
     "peak_flops": 1.0,
+    "min_concurrency": 0,
 }
