@@ -1,0 +1,98 @@
+"""Calibrated profiles: the catalog (`sweep/data/profiles.toml`) and inline grid-file profiles.
+
+A calibrated profile gives the `Profile` fields directly for one (gpu, model, tp) setup, each
+value with its provenance. Inline `[[profiles]]` tables in a grid file use the same keys and
+behave exactly like catalog entries (they take precedence over a catalog entry of the same
+gpu and model).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+
+from sweep._errors import SweepInputError
+from sweep._profile import LOGISTIC_DEFAULTS, Profile
+from sweep._provenance import Provenance, split_entry
+
+REQUIRED_KEYS = (
+    "gpu",
+    "model",
+    "tp",
+    "weight_time_s",
+    "kv_time_per_seq_s",
+    "calibration_context",
+    "kv_block_tokens",
+    "kv_blocks",
+    "max_slots",
+    "power_idle_w",
+    "power_nominal_w",
+    "power_k",
+    "power_x0",
+)
+OPTIONAL_DEFAULTS = {"prefill_chunk_tokens": 1024, "price_per_gpu_hour": 0.0}
+POSITIVE_KEYS = ("tp", "weight_time_s", "kv_time_per_seq_s", "calibration_context", "kv_block_tokens")
+ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_DEFAULTS, "source", "quality", "uncertainty")
+
+
+@dataclass(frozen=True)
+class CalibratedProfile:
+    gpu: str
+    model: str
+    values: dict  # Profile field -> number
+    provenance: dict = field(default_factory=dict)  # Profile field -> Provenance
+
+    def profile_values(self) -> dict:
+        """All `Profile` fields (logistic-power defaults filled in)."""
+        return {**LOGISTIC_DEFAULTS, **self.values}
+
+
+def parse_profile(entry: dict, where: str) -> CalibratedProfile:
+    """Validate one profile table (catalog or inline) and return it."""
+    unknown = sorted(set(entry) - set(ALLOWED_KEYS))
+    if unknown:
+        raise SweepInputError(
+            f"{where}: unknown profile key(s) {unknown}; allowed keys: {', '.join(ALLOWED_KEYS)}"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in entry]
+    if missing:
+        raise SweepInputError(f"{where}: profile is missing required key(s) {missing}")
+    values, provenance = split_entry(entry, where, error=SweepInputError)
+    for key in REQUIRED_KEYS[2:] + tuple(OPTIONAL_DEFAULTS):
+        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], (int, float))):
+            raise SweepInputError(f"{where}: profile key {key!r} must be a number, got {values[key]!r}")
+    for key in POSITIVE_KEYS:
+        if values[key] <= 0:
+            raise SweepInputError(f"{where}: profile key {key!r} must be > 0, got {values[key]!r}")
+    for key, default in OPTIONAL_DEFAULTS.items():
+        if key not in values:
+            values[key] = default
+            provenance[key] = Provenance("sweep default", "calibrated", 0.0)
+    gpu, model = str(values.pop("gpu")), str(values.pop("model"))
+    return CalibratedProfile(gpu=gpu, model=model, values=values, provenance=provenance)
+
+
+def load_catalog(path=None) -> dict[tuple[str, str], CalibratedProfile]:
+    """The calibrated-profile catalog, keyed by (gpu, model)."""
+    if path is None:
+        text = resources.files("sweep").joinpath("data/profiles.toml").read_text()
+        where = "sweep/data/profiles.toml"
+    else:
+        where = str(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    data = tomllib.loads(text)
+    catalog = {}
+    for i, entry in enumerate(data.get("profile", [])):
+        prof = parse_profile(entry, f"{where} [[profile]] #{i + 1}")
+        catalog[(prof.gpu, prof.model)] = prof
+    return catalog
+
+
+def profile_table(entries: list[CalibratedProfile], dtype) -> Profile:
+    """Struct-of-arrays `Profile` with one row per entry (fields of shape (K,))."""
+    import numpy as np
+
+    rows = [e.profile_values() for e in entries]
+    return Profile(**{f: np.asarray([r[f] for r in rows], dtype=dtype) for f in Profile._fields})

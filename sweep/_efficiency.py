@@ -1,0 +1,66 @@
+"""Tokens per watt of one serving instance: the three models chained (PAPER.md §1).
+
+    n_max = max_concurrency(C);  n = min(batch, n_max)  (batch "max" → floor(load · n_max))
+    L̄ = mean_length_fraction · C  (paper: C/2);  τ = iteration_time(n, L̄);  tok/s = n / τ
+    tokens per watt = tok/s ÷ power   [tokens per joule]
+
+Conventions (static):
+- "paper": power = ONE GPU's power, even for a TP-way instance (the paper's normalisation);
+  where no sequence fits (n_max = 0) the point has concurrency 0 and zero throughput/tok/W.
+- "physical": power = TP × per-GPU power (the whole instance); points where no sequence fits are
+  infeasible (`feasible = 0`) and their throughput, power and tokens/W are NaN.
+"""
+
+import jax.numpy as jnp
+
+from sweep._concurrency import concurrency as _concurrency
+from sweep._concurrency import max_concurrency
+from sweep._power import gpu_power_w
+from sweep._profile import Profile
+from sweep._roofline import compute_bound, iteration_time_s
+
+CONVENTIONS = ("paper", "physical")
+
+
+def evaluate(
+    profile: Profile,
+    context_tokens,
+    batch,
+    mean_length_fraction=0.5,
+    load=1.0,
+    *,
+    convention: str = "paper",
+    relaxed: bool = False,
+) -> dict:
+    """All single-instance metrics at every broadcast point; see module docstring."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    n_max = max_concurrency(profile, context_tokens, relaxed=relaxed)
+    n = _concurrency(n_max, batch, load, relaxed=relaxed)
+    mean_length_tokens = mean_length_fraction * context_tokens
+    tau_s = iteration_time_s(profile, n, mean_length_tokens)
+    tokens_per_s = n / tau_s
+    power_w = gpu_power_w(profile, n, mean_length_tokens, relaxed=relaxed)
+    instance_power_w = profile.tp * power_w
+    feasible = n_max >= 1
+    if convention == "paper":
+        divisor_w = power_w
+    else:
+        divisor_w = instance_power_w
+        nan = jnp.nan
+        tokens_per_s = jnp.where(feasible, tokens_per_s, nan)
+        tau_s = jnp.where(feasible, tau_s, nan)
+        power_w = jnp.where(feasible, power_w, nan)
+        instance_power_w = jnp.where(feasible, instance_power_w, nan)
+        divisor_w = jnp.where(feasible, divisor_w, nan)
+    return {
+        "max_concurrency": n_max,
+        "concurrency": n,
+        "iteration_time": tau_s,
+        "tokens_per_second": tokens_per_s,
+        "gpu_power": power_w,
+        "instance_power": instance_power_w,
+        "tokens_per_watt": tokens_per_s / divisor_w,
+        "feasible": feasible.astype(jnp.int8),
+        "compute_bound": compute_bound(profile, n, mean_length_tokens),
+    }
