@@ -67,7 +67,7 @@ def summary(ds, elapsed_s: float) -> str:
 def cmd_run(args) -> int:
     from sweep._api import run
 
-    command = "sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "sweep " + " ".join(shlex.quote(a) for a in args.argv)
     start = time.perf_counter()
     ds = run(
         args.grid,
@@ -129,7 +129,9 @@ def main(argv=None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `sweep list profiles | head` must not print a traceback
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except SweepInputError as exc:

@@ -13,10 +13,10 @@ Conventions (static):
 
 import jax.numpy as jnp
 
-from sweep._concurrency import concurrency as _concurrency
+from sweep import _intmath
 from sweep._concurrency import max_concurrency
-from sweep._power import gpu_power_w
-from sweep._profile import Profile
+from sweep._power import logistic_power_w, tdp_fraction_power_w
+from sweep._profile import LOGISTIC_POWER, Profile
 from sweep._roofline import compute_bound, iteration_time_s
 
 CONVENTIONS = ("paper", "physical")
@@ -36,11 +36,23 @@ def evaluate(
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     n_max = max_concurrency(profile, context_tokens, relaxed=relaxed)
-    n = _concurrency(n_max, batch, load, relaxed=relaxed)
+    n_at_load = _intmath.floor(load * n_max, relaxed=relaxed)
+
+    def by_concurrency(f):
+        # n = floor(load·n_max) where batch is "max" (<= 0), else min(batch, n_max). A function
+        # of n alone is evaluated on each candidate's own (small) sub-grid and then selected, so
+        # transcendental work (log2, exp of the logistic power) is not repeated per grid point.
+        return jnp.where(batch <= 0, f(n_at_load), jnp.where(batch < n_max, f(batch), f(n_max)))
+
+    n = by_concurrency(lambda x: x)
     mean_length_tokens = mean_length_fraction * context_tokens
     tau_s = iteration_time_s(profile, n, mean_length_tokens)
     tokens_per_s = n / tau_s
-    power_w = gpu_power_w(profile, n, mean_length_tokens, relaxed=relaxed)
+    power_w = jnp.where(
+        profile.power_model == LOGISTIC_POWER,
+        by_concurrency(lambda x: logistic_power_w(profile, x, relaxed=relaxed)),
+        tdp_fraction_power_w(profile, n, mean_length_tokens),
+    )
     instance_power_w = profile.tp * power_w
     feasible = n_max >= 1
     if convention == "paper":

@@ -29,12 +29,9 @@ def tdp_fraction_power_w(profile: Profile, concurrency, mean_length_tokens):
     p = profile
     kv_s = kv_time_s(p, concurrency, mean_length_tokens)
     busy_s = p.power_weight_time_s + kv_s
+    compute_s = concurrency * (p.flops_per_token / p.peak_flops)
     safe_busy_s = jnp.where(busy_s > 0, busy_s, 1.0)
-    kv_frac = jnp.where(busy_s > 0, kv_s / safe_busy_s, 0.0)
-    compute_frac = jnp.where(
-        busy_s > 0, p.flops_per_token * concurrency / (safe_busy_s * p.peak_flops), 0.0
-    )
-    activity = jnp.minimum(1.0, kv_frac + compute_frac)
+    activity = jnp.where(busy_s > 0, jnp.minimum(1.0, (kv_s + compute_s) / safe_busy_s), 0.0)
     return p.tdp_w * (p.power_idle_fraction + p.power_dynamic_fraction * activity)
 
 

@@ -25,7 +25,7 @@ def memory_time_s(profile: Profile, concurrency, mean_length_tokens):
 
 def compute_time_s(profile: Profile, concurrency):
     """flops_per_token · n / peak_flops: FLOP-bound iteration time (s)."""
-    return profile.flops_per_token * concurrency / profile.peak_flops
+    return concurrency * (profile.flops_per_token / profile.peak_flops)
 
 
 def iteration_time_s(profile: Profile, concurrency, mean_length_tokens):

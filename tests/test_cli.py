@@ -1,0 +1,117 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from sweep._cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = """
+title = "cli test"
+[axes]
+gpu = ["H100"]
+model = ["llama-3.1-70b"]
+context = [4096, 8192]
+"""
+
+
+def write(tmp_path, text, name="grid.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_writes_netcdf_with_cf_metadata(tmp_path, capsys):
+    out = tmp_path / "out.nc"
+    assert main(["run", str(write(tmp_path, GOOD)), "-o", str(out), "--elasticities"]) == 0
+    printed = capsys.readouterr().out
+    assert "tokens/W" in printed and "H100 / llama-3.1-70b" in printed
+    ds = xr.open_dataset(out)
+    assert ds.attrs["Conventions"] == "CF-1.11"
+    assert ds.attrs["convention"] == "paper"
+    assert ds.attrs["source"].startswith("sweep ")
+    assert "sweep run" in ds.attrs["history"] and ds.attrs["history"][:4].isdigit()
+    assert json.loads(ds.attrs["grid_spec"])["title"] == "cli test"
+    for name in list(ds.data_vars) + ["context", "batch"]:
+        assert "long_name" in ds[name].attrs and "units" in ds[name].attrs, name
+    assert ds.tokens_per_watt.attrs["units"] == "J-1"
+    assert ds.gpu.values.tolist() == ["H100"] and ds.gpu.dtype.kind in "OU"
+    assert set(ds.parameter.values) >= {"weight_time_s", "power_x0"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sweep-")]
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (GOOD.replace('"H100"', '"H999"'), r"no calibrated profile for gpu 'H999'.*available: B200/llama-3.1-70b"),
+        (GOOD.replace("[4096, 8192]", "[0]"), r"axes\.context: values must be positive integers"),
+        (GOOD.replace("[4096, 8192]", "[4096.5]"), r"axes\.context: values must be positive integers"),
+        (GOOD.replace("[4096, 8192]", "[]"), r"axes\.context: axis is empty"),
+        ("speed = 3\n" + GOOD, r"unknown key\(s\) \['speed'\]"),
+        (GOOD.replace("[axes]", "[axes]\ncolour = [1]"), r"unknown axis \['colour'\]"),
+        (GOOD + "[[profiles]]\ngpu = 'X'\n", r"profile is missing required key"),
+        ("[axes\n", r"malformed TOML"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, text, match):
+    out = tmp_path / "out.nc"
+    grid = write(tmp_path, text)
+    assert main(["run", str(grid), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(grid) in err
+    import re
+
+    assert re.search(match, err), err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]
+
+
+def test_unreadable_file_and_unwritable_output(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    grid = write(tmp_path, GOOD)
+    assert main(["run", str(grid), "-o", str(tmp_path / "missing-dir" / "x.nc")]) == 2
+    assert "cannot write output" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root can write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["run", str(grid), "-o", str(locked / "x.nc")]) == 2
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    import sweep._dataset as dataset
+
+    def boom(self, path, **kw):
+        Path(path).write_text("partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
+    grid = write(tmp_path, GOOD)
+    assert main(["run", str(grid), "-o", str(tmp_path / "out.nc"), "-q"]) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]
+    assert dataset  # imported module patched through xarray
+
+
+def test_python_api_raises_value_error_with_same_message(tmp_path):
+    import sweep
+
+    with pytest.raises(ValueError, match=r"grid\.toml: axes\.context: axis is empty"):
+        sweep.run(write(tmp_path, GOOD.replace("[4096, 8192]", "[]")))
+
+
+def test_list_profiles_shows_provenance(capsys):
+    assert main(["list", "profiles"]) == 0
+    out = capsys.readouterr().out
+    assert "H100 / llama-3.1-70b" in out and "[measured]" in out and "[projected ±20%]" in out
+
+
+def test_help_and_console_script():
+    res = subprocess.run([sys.executable, "-m", "sweep", "run", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "--elasticities" in res.stdout and "NetCDF" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "sweep", "frobnicate"], capture_output=True, text=True)
+    assert res.returncode == 2

@@ -1,0 +1,20 @@
+"""Dtype-aware comparison helpers."""
+
+import numpy as np
+
+RTOL = {np.dtype("float64"): 1e-12, np.dtype("float32"): 2e-6}
+
+
+def rtol_for(x) -> float:
+    return RTOL.get(np.asarray(x).dtype, 1e-12)
+
+
+def assert_allclose(actual, desired, *, factor=10.0, atol=0.0):
+    """assert_allclose with a relative tolerance set by the dtype of `actual`."""
+    np.testing.assert_allclose(np.asarray(actual), desired, rtol=factor * rtol_for(actual), atol=atol)
+
+
+def central_difference(f, x, rel_step=1e-6):
+    """(f(x(1+h)) - f(x(1-h))) / 2h·x: the log-derivative numerator x·df/dx."""
+    h = rel_step * x
+    return (f(x + h) - f(x - h)) / (2 * h) * x
