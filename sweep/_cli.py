@@ -28,7 +28,7 @@ def _progress_printer(stream):
     state = {"last": 0.0}
 
     def progress(done, total, elapsed_s):
-        if elapsed_s < 1.0 and done < total:
+        if total == 1 or (elapsed_s < 1.0 and done < total):
             return
         if done < total and elapsed_s - state["last"] < 0.5:
             return
@@ -99,6 +99,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from sweep._reproduce import reproduce
+
+    report = reproduce(args.grids, args.output)
+    print(report.read_text())
+    print(f"wrote {report.parent}/ (NetCDF per table, figures, REPORT.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sweep",
@@ -116,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add elasticity(parameter, ...) = d ln(tokens_per_watt) / d ln(parameter)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
     p_run.set_defaults(func=cmd_run)
+
+    p_rep = sub.add_parser("reproduce", help="reproduce the paper's tables (the main job of `make run`)",
+                           description="Evaluate every paper grid in GRIDS, write one NetCDF per table, "
+                           "the figures and REPORT.md (ours beside the paper's numbers) to OUTPUT.")
+    p_rep.add_argument("--grids", default="grids", help="folder with the paper grid files (default: grids)")
+    p_rep.add_argument("-o", "--output", default="outputs/paper", help="output folder (default: outputs/paper)")
+    p_rep.set_defaults(func=cmd_reproduce)
 
     p_list = sub.add_parser("list", help="list catalog entries with provenance")
     p_list.add_argument("what", choices=["profiles"], help="what to list")

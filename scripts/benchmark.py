@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Speed of sweep against plain Python and plain NumPy on the same model and grid.
+
+Three implementations of the calibrated tokens-per-watt model (concurrency → iteration time →
+logistic power → tokens/W, all six outputs, float64), each in its own subprocess so that the
+peak memory (max RSS) is its own:
+
+  (a) python: a per-point loop of the same formulas (`math`), on a 1e5-point sample, extrapolated;
+  (b) numpy:  whole-array NumPy over materialised per-point input arrays (materialising timed
+              separately from computing);
+  (c) sweep:  `sweep.run` on the full grid (≥ 1e7 points): one compiled kernel, chunked.
+
+Figures are wall-clock, best of --repeat runs (the first sweep run, with compilation, is shown
+too). Absolute numbers drift between runs; the ratios within one run are what count.
+
+    python scripts/benchmark.py                 # 2 GPUs × 1000 contexts × 5000 batches = 1e7
+    python scripts/benchmark.py --batches 10000 # 2e7 points
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def grid_axes(n_context: int, n_batch: int):
+    contexts = np.unique(np.round(np.geomspace(1024, 131072, n_context * 2)).astype(np.int64))
+    contexts = contexts[np.linspace(0, contexts.size - 1, n_context).round().astype(int)]
+    batches = np.arange(1, n_batch + 1, dtype=np.int64)
+    return contexts, batches
+
+
+def profiles():
+    from sweep._calibrated import load_catalog
+
+    cat = load_catalog()
+    return [cat[("H100", "llama-3.1-70b")].profile_values(), cat[("B200", "llama-3.1-70b")].profile_values()]
+
+
+def python_point(p, context, batch):
+    blocks = -(-context // p["kv_block_tokens"])
+    n_max = min(p["kv_blocks"] // blocks, (p["max_slots"] * p["calibration_context"]) // context)
+    n = min(batch, n_max)
+    tau = p["weight_time_s"] + p["kv_time_per_seq_s"] * (0.5 * context / p["calibration_context"]) * n
+    tps = n / tau
+    b = max(1, int(n))
+    power = p["power_idle_w"] + (p["power_nominal_w"] - p["power_idle_w"]) / (
+        1 + math.exp(-p["power_k"] * (math.log2(b) - p["power_x0"])))
+    return n_max, n, tau, tps, power, tps / power
+
+
+def bench_python(args):
+    profs = profiles()
+    contexts, batches = grid_axes(args.contexts, args.batches)
+    rng = np.random.default_rng(0)
+    n = args.python_points
+    gi = rng.integers(0, 2, n).tolist()
+    ci = contexts[rng.integers(0, contexts.size, n)].tolist()
+    bi = batches[rng.integers(0, batches.size, n)].tolist()
+    t = time.perf_counter()
+    out = [python_point(profs[g], c, b) for g, c, b in zip(gi, ci, bi)]
+    dt = time.perf_counter() - t
+    assert len(out) == n
+    return {"points": n, "seconds": dt}
+
+
+def bench_numpy(args):
+    profs = profiles()
+    contexts, batches = grid_axes(args.contexts, args.batches)
+    keys = ["weight_time_s", "kv_time_per_seq_s", "calibration_context", "kv_block_tokens", "kv_blocks",
+            "max_slots", "power_idle_w", "power_nominal_w", "power_k", "power_x0"]
+    table = {k: np.array([p[k] for p in profs], dtype=np.float64) for k in keys}
+    best = None
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        g, c, b = np.meshgrid(np.arange(2), contexts.astype(np.float64), batches.astype(np.float64), indexing="ij")
+        g, c, b = g.ravel(), c.ravel(), b.ravel()
+        p = {k: v[g] for k, v in table.items()}  # materialised per-point parameters
+        t1 = time.perf_counter()
+        blocks = -((-c.astype(np.int64)) // p["kv_block_tokens"].astype(np.int64))
+        by_kv = p["kv_blocks"].astype(np.int64) // blocks
+        by_slots = (p["max_slots"] * p["calibration_context"]).astype(np.int64) // c.astype(np.int64)
+        n_max = np.minimum(by_kv, by_slots).astype(np.float64)
+        n = np.minimum(b, n_max)
+        tau = p["weight_time_s"] + p["kv_time_per_seq_s"] * (0.5 * c / p["calibration_context"]) * n
+        tps = n / tau
+        x = np.log2(np.maximum(1.0, np.floor(n)))
+        power = p["power_idle_w"] + (p["power_nominal_w"] - p["power_idle_w"]) / (
+            1 + np.exp(-p["power_k"] * (x - p["power_x0"])))
+        tpw = tps / power
+        t2 = time.perf_counter()
+        run = {"points": int(c.size), "materialise_s": t1 - t0, "compute_s": t2 - t1, "seconds": t2 - t0}
+        del g, c, b, p, blocks, by_kv, by_slots, n_max, n, tau, tps, x, power, tpw
+        best = run if best is None or run["seconds"] < best["seconds"] else best
+    return best
+
+
+def bench_sweep(args):
+    import sweep
+
+    contexts, batches = grid_axes(args.contexts, args.batches)
+    spec = {"axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": contexts.tolist(),
+                     "batch": batches.tolist()}, "chunk_points": args.chunk_points}
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        ds = sweep.run(spec)
+        times.append(time.perf_counter() - t)
+        points = int(ds.tokens_per_watt.size)
+        del ds
+    return {"points": points, "seconds": min(times), "first_s": times[0]}
+
+
+METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contexts", type=int, default=1000, help="context values (default 1000)")
+    parser.add_argument("--batches", type=int, default=5000, help="batch values 1..N (default 5000)")
+    parser.add_argument("--python-points", type=int, default=100_000, help="sample for the Python loop")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of numpy and sweep; best is reported")
+    parser.add_argument("--chunk-points", type=int, default=1 << 22, help="sweep chunk size (points)")
+    parser.add_argument("--method", choices=sorted(METHODS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.method:  # child process: one method, JSON on stdout
+        result = METHODS[args.method](args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    results = {}
+    for method in ("python", "numpy", "sweep"):
+        cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+    rate = {m: r["points"] / r["seconds"] for m, r in results.items()}
+    n_sweep = results["sweep"]["points"]
+    print(f"grid: {n_sweep:,} points (2 GPUs × {args.contexts} contexts × {args.batches} batches), float64, "
+          f"all outputs; best of {args.repeat}")
+    print(f"{'method':<34}{'points/s':>14}{'time for grid':>16}{'peak RSS':>12}")
+    rows = [
+        ("(a) Python per-point loop*", rate["python"], n_sweep / rate["python"], results["python"]["peak_rss_mb"]),
+        ("(b) NumPy, materialised inputs", rate["numpy"], results["numpy"]["seconds"], results["numpy"]["peak_rss_mb"]),
+        ("    of which compute only", results["numpy"]["points"] / results["numpy"]["compute_s"],
+         results["numpy"]["compute_s"], float("nan")),
+        ("(c) sweep.run", rate["sweep"], results["sweep"]["seconds"], results["sweep"]["peak_rss_mb"]),
+        ("    first run (with compilation)", n_sweep / results["sweep"]["first_s"], results["sweep"]["first_s"],
+         float("nan")),
+    ]
+    for name, r, t, mem in rows:
+        mem_s = f"{mem:,.0f} MB" if mem == mem else ""
+        print(f"{name:<34}{r:>14,.0f}{t:>15.2f}s{mem_s:>12}")
+    print(f"* extrapolated from {results['python']['points']:,} points")
+    numpy_compute = results["numpy"]["points"] / results["numpy"]["compute_s"]
+    print(f"sweep / NumPy: {rate['sweep'] / rate['numpy']:.1f}× (vs NumPy compute only: "
+          f"{rate['sweep'] / numpy_compute:.1f}×); sweep / Python loop: {rate['sweep'] / rate['python']:,.0f}×")
+
+
+if __name__ == "__main__":
+    main()
