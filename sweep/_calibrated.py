@@ -12,9 +12,8 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
-from sweep._errors import SweepInputError
+from sweep._catalog_io import SweepInputError, Value, parse_entry
 from sweep._profile import LOGISTIC_DEFAULTS, Profile
-from sweep._provenance import Provenance, split_entry
 
 REQUIRED_KEYS = (
     "gpu",
@@ -41,7 +40,7 @@ class CalibratedProfile:
     gpu: str
     model: str
     values: dict  # Profile field -> number
-    provenance: dict = field(default_factory=dict)  # Profile field -> Provenance
+    provenance: dict = field(default_factory=dict)  # Profile field -> Value (with provenance)
 
     def profile_values(self) -> dict:
         """All `Profile` fields (logistic-power defaults filled in)."""
@@ -58,18 +57,21 @@ def parse_profile(entry: dict, where: str) -> CalibratedProfile:
     missing = [k for k in REQUIRED_KEYS if k not in entry]
     if missing:
         raise SweepInputError(f"{where}: profile is missing required key(s) {missing}")
-    values, provenance = split_entry(entry, where, error=SweepInputError)
-    for key in REQUIRED_KEYS[2:] + tuple(OPTIONAL_DEFAULTS):
-        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], (int, float))):
-            raise SweepInputError(f"{where}: profile key {key!r} must be a number, got {values[key]!r}")
+    numbers, meta = parse_entry("profile", entry, where=f"{where}: ")
+    for key in ("gpu", "model"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise SweepInputError(f"{where}: profile key {key!r} must be a non-empty string, got {entry[key]!r}")
+    for key in (*REQUIRED_KEYS[2:], *OPTIONAL_DEFAULTS):
+        if key in entry and key not in numbers:
+            raise SweepInputError(f"{where}: profile key {key!r} must be a number, got {meta.get(key)!r}")
     for key in POSITIVE_KEYS:
-        if values[key] <= 0:
-            raise SweepInputError(f"{where}: profile key {key!r} must be > 0, got {values[key]!r}")
+        if numbers[key].value <= 0:
+            raise SweepInputError(f"{where}: profile key {key!r} must be > 0, got {numbers[key].value!r}")
     for key, default in OPTIONAL_DEFAULTS.items():
-        if key not in values:
-            values[key] = default
-            provenance[key] = Provenance("sweep default", "calibrated", 0.0)
-    gpu, model = str(values.pop("gpu")), str(values.pop("model"))
+        numbers.setdefault(key, Value(default, "sweep default", "calibrated", 0.0))
+    values = {k: v.value for k, v in numbers.items()}
+    provenance = numbers
+    gpu, model = entry["gpu"], entry["model"]
     return CalibratedProfile(gpu=gpu, model=model, values=values, provenance=provenance)
 
 

@@ -1,8 +1,8 @@
 """The one error type for bad user input."""
 
-try:  # the catalog modules define the shared class; re-export it
-    from sweep._catalog_io import SweepInputError
-except ImportError:  # pragma: no cover - during bootstrap only
 
-    class SweepInputError(ValueError):
-        """Bad user input: one-line message naming the file, key and allowed values."""
+class SweepInputError(ValueError):
+    """Bad user input: a one-line message naming the file, key and allowed values.
+
+    The CLI prints it and exits with status 2; the Python API raises it (a `ValueError`).
+    """

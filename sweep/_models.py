@@ -1,0 +1,518 @@
+"""Model-architecture catalog, Hugging Face config.json import, and architecture-derived counts.
+
+Catalog: `sweep/data/models.toml` (+ user TOML files, inline tables, imported config.json files).
+Counting functions are pure `jax.numpy` on a dict of arrays (`ModelEntry.arrays()` or a stacked
+table from `model_arrays`), so they broadcast over model tables and stay differentiable.
+
+Two counting rules (PAPER.md §2):
+- `paper`: the paper planner's rule (reproduces its W_s and n_max to the digit):
+      head_dim = hidden / heads (config head_dim ignored)
+      params = vocab·hidden (embeddings once, no LM head, no norms)
+             + L·(2·hidden² + 2·hidden·kv_heads·head_dim)
+             + L·3·hidden·intermediate                                   (dense)
+             | L·(E·3·hidden·moe_inter + shared·3·hidden·intermediate)   (MoE; active: top-k for E)
+      kv_bytes_per_token = 2·L·kv_heads·head_dim·kv_dtype_bytes (not sharded, no MLA)
+- `physical`: what the checkpoint stores and what a decode step reads:
+      attention with the real head_dim (q: hidden·heads·hd, k,v: hidden·kv_heads·hd, o: heads·hd·hidden,
+      optional qkv bias and q/k RMSNorm), MLA projections for DeepSeek-V3, untied LM head, RMSNorm
+      weights, MoE router, DeepSeek's dense first layers and shared experts;
+      kv_bytes_per_token = 2·L·kv_heads·head_dim·b (GQA) or L·(kv_lora_rank + qk_rope_head_dim)·b (MLA latent).
+FLOPs per token (decode, matmuls only) = 2 × parameters used per token (paper: 2·active; physical:
+2·(active non-embedding parameters + the LM head), i.e. 2·`streamed_params`).
+"""
+
+from __future__ import annotations
+
+import json
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax.numpy as jnp
+
+from sweep._catalog_io import (
+    InvalidValueError,
+    MissingFieldError,
+    SweepInputError,
+    Value,
+    parse_entry,
+    read_toml,
+    unknown_name,
+)
+
+CATALOG_PATH = Path(__file__).parent / "data" / "models.toml"
+
+REQUIRED_ARCH = ("n_layers", "hidden_size", "n_heads", "intermediate_size", "vocab_size")
+# None = derived from other fields (see `_complete`).
+ARCH_DEFAULTS = {
+    "n_kv_heads": None,  # = n_heads
+    "head_dim": None,  # = hidden_size / n_heads
+    "tie_word_embeddings": 0.0,
+    "n_experts": 0.0,
+    "experts_per_token": 0.0,
+    "n_shared_experts": 0.0,
+    "moe_intermediate_size": 0.0,
+    "shared_intermediate_size": None,  # = n_shared_experts · moe_intermediate_size
+    "n_dense_layers": 0.0,
+    "mla": 0.0,
+    "q_lora_rank": 0.0,
+    "kv_lora_rank": 0.0,
+    "qk_rope_head_dim": 0.0,
+    "qk_nope_head_dim": 0.0,
+    "v_head_dim": 0.0,
+    "qk_norm": 0.0,
+    "attention_bias": 0.0,
+    "max_context_tokens": 0.0,  # 0 = unknown
+}
+PAPER_FIELDS = ("paper_active_params",)
+ARCH_FIELDS = REQUIRED_ARCH + tuple(ARCH_DEFAULTS)
+# Fields of the dict `derive_profile` takes (architecture + paper-convention data).
+MODEL_FIELDS = ARCH_FIELDS + (
+    "paper_active_params",  # 0 = use the paper-rule active count
+    "paper_moe_kernel_s_per_layer",  # planner MoE kernel latency at the reference bandwidth
+    "paper_moe_kernel_reference_bw",
+    "paper_moe_kernel_bw_exponent",
+)
+
+KERNEL_KEYS = (
+    "n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size", "dtype_bytes",
+    "tokens_per_layer", "latency_s_per_layer", "reference_bandwidth_bytes_per_s", "bandwidth_exponent",
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model: architecture values (Value with provenance) and metadata."""
+
+    name: str
+    arch: dict
+    aliases: tuple = ()
+    origin: str = ""
+    paper_kernel: dict = field(default_factory=dict)  # filled by the catalog (paper convention)
+
+    def value(self, key: str) -> float:
+        return self.arch[key].value
+
+    @property
+    def is_moe(self) -> bool:
+        return self.value("n_experts") > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.value("mla") > 0
+
+    def arrays(self) -> dict:
+        """Dict of float64 scalars over MODEL_FIELDS, as `derive_profile` and the counters take."""
+        out = {k: jnp.asarray(self.arch[k].value if k in self.arch else 0.0, dtype=jnp.float64) for k in ARCH_FIELDS + PAPER_FIELDS}
+        k = self.paper_kernel
+        out["paper_moe_kernel_s_per_layer"] = jnp.asarray(k.get("latency_s_per_layer", 0.0), jnp.float64)
+        out["paper_moe_kernel_reference_bw"] = jnp.asarray(k.get("reference_bandwidth_bytes_per_s", 1.0), jnp.float64)
+        out["paper_moe_kernel_bw_exponent"] = jnp.asarray(k.get("bandwidth_exponent", 0.0), jnp.float64)
+        return out
+
+
+def _complete(name: str, arch: dict, where: str) -> dict:
+    """Check required fields, fill defaults and derived values, sanity-check the architecture."""
+    missing = [k for k in REQUIRED_ARCH if k not in arch]
+    if missing:
+        raise MissingFieldError(f"{where}'{name}': missing required field(s) {missing}; required: {', '.join(REQUIRED_ARCH)}")
+    unknown = set(arch) - set(ARCH_FIELDS) - set(PAPER_FIELDS)
+    if unknown:
+        raise InvalidValueError(f"{where}'{name}': unknown field(s) {sorted(unknown)}; allowed: {', '.join(ARCH_FIELDS + PAPER_FIELDS)}")
+    arch = dict(arch)
+    src = arch["n_layers"]
+    derived = lambda v: Value(float(v), src.source + " (derived)", src.quality, 0.0)  # noqa: E731
+    for k, d in ARCH_DEFAULTS.items():
+        if k not in arch and d is not None:
+            arch[k] = Value(d, "default", src.quality, 0.0)
+    if "n_kv_heads" not in arch:
+        arch["n_kv_heads"] = derived(arch["n_heads"].value)
+    if "head_dim" not in arch:
+        arch["head_dim"] = derived(arch["hidden_size"].value / arch["n_heads"].value)
+    if "shared_intermediate_size" not in arch:
+        arch["shared_intermediate_size"] = derived(arch["n_shared_experts"].value * arch["moe_intermediate_size"].value)
+    v = {k: x.value for k, x in arch.items()}
+    for k in ("n_layers", "hidden_size", "n_heads", "n_kv_heads", "head_dim", "vocab_size"):
+        if not v[k] > 0:
+            raise InvalidValueError(f"{where}'{name}'.{k} = {v[k]}: must be > 0")
+    if v["n_experts"] > 0 and not (0 < v["experts_per_token"] <= v["n_experts"] and v["moe_intermediate_size"] > 0):
+        raise InvalidValueError(
+            f"{where}'{name}': MoE needs 0 < experts_per_token <= n_experts and moe_intermediate_size > 0"
+        )
+    if v["mla"] > 0 and not (v["kv_lora_rank"] > 0 and v["qk_rope_head_dim"] > 0 and v["v_head_dim"] > 0):
+        raise MissingFieldError(f"{where}'{name}': MLA needs kv_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim")
+    return arch
+
+
+def model_entry_from_table(name: str, table: dict, origin: str = "") -> ModelEntry:
+    """Validate and build one entry from a TOML/inline table (format of `sweep/data/models.toml`)."""
+    if not isinstance(table, dict):
+        raise InvalidValueError(f"model '{name}': expected a table of architecture fields, got {type(table).__name__}")
+    where = f"{origin}: model " if origin else "model "
+    arch, meta = parse_entry(name, table, numeric_keys=ARCH_FIELDS + PAPER_FIELDS, where=where)
+    bad = set(meta) - {"aliases", "description", "source", "quality", "uncertainty", "hf_repo"}
+    if bad:
+        raise InvalidValueError(f"{where}'{name}': unknown field(s) {sorted(bad)}; allowed: {', '.join(ARCH_FIELDS + PAPER_FIELDS)}, aliases, description")
+    return ModelEntry(name=name, arch=_complete(name, arch, where), aliases=tuple(meta.get("aliases", ())), origin=origin)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face config.json import (local file only)
+
+# our field <- candidate config.json keys (first present wins)
+HF_KEYS = {
+    "n_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "hidden_size": ("hidden_size", "n_embd", "d_model"),
+    "n_heads": ("num_attention_heads", "n_head"),
+    "n_kv_heads": ("num_key_value_heads",),
+    "head_dim": ("head_dim",),
+    "intermediate_size": ("intermediate_size", "ffn_dim", "n_inner"),
+    "vocab_size": ("vocab_size",),
+    "tie_word_embeddings": ("tie_word_embeddings",),
+    "n_experts": ("num_experts", "num_local_experts", "n_routed_experts"),
+    "experts_per_token": ("num_experts_per_tok", "moe_topk"),
+    "n_shared_experts": ("n_shared_experts",),
+    "moe_intermediate_size": ("moe_intermediate_size",),
+    "shared_intermediate_size": ("shared_expert_intermediate_size",),
+    "n_dense_layers": ("first_k_dense_replace",),
+    "q_lora_rank": ("q_lora_rank",),
+    "kv_lora_rank": ("kv_lora_rank",),
+    "qk_rope_head_dim": ("qk_rope_head_dim",),
+    "qk_nope_head_dim": ("qk_nope_head_dim",),
+    "v_head_dim": ("v_head_dim",),
+    "attention_bias": ("attention_bias",),
+    "max_context_tokens": ("max_position_embeddings",),
+}
+HF_REQUIRED = {k: HF_KEYS[k][0] for k in REQUIRED_ARCH}
+
+
+def import_hf_config(path, name: str | None = None) -> ModelEntry:
+    """Build a ModelEntry from a local Hugging Face `config.json` (no network).
+
+    Multimodal configs with a `text_config` use it. Defaults where config.json is silent:
+    n_kv_heads = heads, head_dim = hidden/heads, tie_word_embeddings = false (HF's base-class
+    default is true, but every catalog family sets it explicitly), Mixtral-style MoE
+    (no moe_intermediate_size) uses intermediate_size per expert, Qwen2/3-MoE `mlp_only_layers`
+    and `decoder_sparse_step` become n_dense_layers, Qwen3 has q/k RMSNorm, Qwen2 has qkv bias.
+    """
+    path = Path(path)
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SweepInputError(f"config file '{path}' does not exist") from None
+    except json.JSONDecodeError as e:
+        raise SweepInputError(f"config file '{path}': invalid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise SweepInputError(f"config file '{path}': expected a JSON object")
+    cfg = {**cfg, **cfg.get("text_config", {})} if isinstance(cfg.get("text_config"), dict) else cfg
+    src = f"config.json ({path})"
+    arch = {}
+    for ours, keys in HF_KEYS.items():
+        for k in keys:
+            if cfg.get(k) is not None:
+                val = cfg[k]
+                if isinstance(val, bool):
+                    val = float(val)
+                if not isinstance(val, (int, float)):
+                    raise InvalidValueError(f"{src}: field '{k}' = {val!r}: expected a number")
+                arch[ours] = Value(float(val), src, "measured", 0.0)
+                break
+    missing = [hf for ours, hf in HF_REQUIRED.items() if ours not in arch]
+    if missing:
+        raise MissingFieldError(
+            f"{src}: missing required field(s) {missing}; required: {', '.join(HF_REQUIRED.values())}"
+        )
+    mt = str(cfg.get("model_type", "")).lower()
+    mk = lambda v: Value(float(v), src + " (derived)", "measured", 0.0)  # noqa: E731
+    if arch.get("kv_lora_rank", Value(0)).value > 0:
+        arch["mla"] = mk(1)
+        if "head_dim" not in arch and "qk_nope_head_dim" in arch:
+            arch["head_dim"] = mk(arch["qk_nope_head_dim"].value)
+    if mt in ("qwen3", "qwen3_moe"):
+        arch["qk_norm"] = mk(1)
+    if mt in ("qwen2", "qwen2_moe") and "attention_bias" not in arch:
+        arch["attention_bias"] = mk(1)
+    if arch.get("n_experts", Value(0)).value > 0:
+        if "moe_intermediate_size" not in arch:  # Mixtral: each expert is a full FFN
+            arch["moe_intermediate_size"] = mk(arch["intermediate_size"].value)
+        if "shared_intermediate_size" in arch and "n_shared_experts" not in arch:  # Qwen2-MoE
+            arch["n_shared_experts"] = mk(1)
+        L = int(arch["n_layers"].value)
+        mlp_only = set(cfg.get("mlp_only_layers") or [])
+        step = int(cfg.get("decoder_sparse_step", 1) or 1)
+        if "n_dense_layers" not in arch and (mlp_only or step != 1):
+            n_moe = sum(1 for i in range(L) if i not in mlp_only and (i + 1) % step == 0)
+            arch["n_dense_layers"] = mk(L - n_moe)
+    if name is None:
+        raw = cfg.get("_name_or_path") or path.parent.name or path.stem
+        name = str(raw).rstrip("/").split("/")[-1].lower()
+    entry = ModelEntry(name=name, arch=_complete(name, arch, f"{src}: model "), aliases=(), origin=str(path))
+    return dataclasses.replace(entry, paper_kernel=paper_kernel_for(entry, default_model_catalog().kernel_table))
+
+
+def model_toml(entry: ModelEntry) -> str:
+    """TOML text of one entry in the catalog format (for `sweep model import` to save)."""
+    lines = [f'[models."{entry.name}"]']
+    if entry.aliases:
+        lines.append("aliases = [" + ", ".join(json.dumps(a) for a in entry.aliases) + "]")
+    srcs = {v.source for v in entry.arch.values()}
+    for k in ARCH_FIELDS + PAPER_FIELDS:
+        if k not in entry.arch:
+            continue
+        v = entry.arch[k]
+        num = repr(int(v.value)) if float(v.value).is_integer() and abs(v.value) < 2**53 else repr(v.value)
+        if len(srcs) == 1:
+            lines.append(f"{k} = {num}")
+        else:
+            lines.append(f"{k} = {{ value = {num}, source = {json.dumps(v.source)}, quality = {json.dumps(v.quality)} }}")
+    if len(srcs) == 1:
+        v0 = next(iter(entry.arch.values()))
+        lines.insert(1, f"source = {json.dumps(v0.source)}\nquality = {json.dumps(v0.quality)}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog
+
+
+@dataclass
+class ModelCatalog:
+    """Name -> ModelEntry (case-insensitive, aliases accepted) + the paper MoE kernel table."""
+
+    entries: dict = field(default_factory=dict)
+    kernel_table: list = field(default_factory=list)
+
+    def add(self, entry: ModelEntry) -> None:
+        """Add or replace an entry; a replacement without aliases keeps the old entry's aliases."""
+        old = self.entries.get(entry.name)
+        if old is not None and not entry.aliases:
+            entry = dataclasses.replace(entry, aliases=old.aliases)
+        self.entries[entry.name] = entry
+
+    def _lookup(self) -> dict:
+        table = {}
+        for e in self.entries.values():
+            for a in e.aliases:
+                table[a.lower()] = e.name
+        for e in self.entries.values():
+            table[e.name.lower()] = e.name
+        return table
+
+    def resolve(self, name: str) -> str:
+        canon = self._lookup().get(str(name).lower())
+        if canon is None:
+            known = list(self.entries) + [a for e in self.entries.values() for a in e.aliases]
+            raise unknown_name("model", str(name), known)
+        return canon
+
+    def get(self, name: str) -> ModelEntry:
+        e = self.entries[self.resolve(name)]
+        return ModelEntry(e.name, e.arch, e.aliases, e.origin, paper_kernel_for(e, self.kernel_table))
+
+    def names(self) -> list:
+        return list(self.entries)
+
+    def __contains__(self, name) -> bool:
+        return str(name).lower() in self._lookup()
+
+
+def paper_kernel_for(entry: ModelEntry, table: list) -> dict:
+    """The planner's MoE kernel latency for this model's shape (paper convention only).
+
+    Exact shape match in the table, else extrapolated from the first table row in proportion to
+    the active expert bytes per layer (top_k·hidden·moe_inter): our assumption, not the planner's
+    (PAPER.md gives the table only for Qwen3-235B's shape). Dense models: {}.
+    """
+    if not entry.is_moe or not table:
+        return {}
+    shape = tuple(entry.value(k) for k in ("n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size"))
+    for row in table:
+        if tuple(row[k] for k in ("n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size")) == shape:
+            return dict(row, quality=row.get("quality", "measured"))
+    row = table[0]
+    scale = (shape[1] * shape[2] * shape[3]) / (row["experts_per_token"] * row["hidden_size"] * row["moe_intermediate_size"])
+    return dict(row, latency_s_per_layer=row["latency_s_per_layer"] * scale, quality="projected")
+
+
+def _read_kernel_rows(raw, origin) -> list:
+    rows = []
+    for i, r in enumerate(raw):
+        vals, _ = parse_entry(f"paper_moe_kernel[{i}]", r, numeric_keys=KERNEL_KEYS, where=f"{origin}: ")
+        missing = [k for k in KERNEL_KEYS if k not in vals]
+        if missing:
+            raise MissingFieldError(f"{origin}: paper_moe_kernel[{i}]: missing field(s) {missing}")
+        rows.append({k: v.value for k, v in vals.items()} | {"source": r.get("source", "")})
+    return rows
+
+
+def load_model_catalog(extra_files=(), inline: dict | None = None, hf_configs=()) -> ModelCatalog:
+    """Built-in catalog, then extra TOML files, imported config.json files, inline {name: table}."""
+    cat = ModelCatalog()
+    for path in (CATALOG_PATH, *extra_files):
+        doc = read_toml(path)
+        bad = set(doc) - {"models", "paper_moe_kernel"}
+        if bad:
+            raise InvalidValueError(f"{path}: unknown top-level table(s) {sorted(bad)}; allowed: models, paper_moe_kernel")
+        cat.kernel_table.extend(_read_kernel_rows(doc.get("paper_moe_kernel", []), str(path)))
+        for name, table in doc.get("models", {}).items():
+            cat.add(model_entry_from_table(name, table, origin=str(path)))
+    for p in hf_configs:
+        cat.add(import_hf_config(p))
+    for name, table in (inline or {}).items():
+        cat.add(model_entry_from_table(name, table, origin="inline"))
+    return cat
+
+
+_DEFAULT: ModelCatalog | None = None
+
+
+def default_model_catalog() -> ModelCatalog:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_model_catalog()
+    return _DEFAULT
+
+
+def get_model(name: str, catalog: ModelCatalog | None = None) -> ModelEntry:
+    """Catalog entry for `name` (default catalog unless given), paper kernel data attached."""
+    return (catalog or default_model_catalog()).get(name)
+
+
+def model_arrays(entries) -> dict:
+    """Stack ModelEntries into a dict of float64 arrays of shape (K,)."""
+    dicts = [e.arrays() for e in entries]
+    return {k: jnp.stack([d[k] for d in dicts]) for k in MODEL_FIELDS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting (pure jnp on a dict of arrays; every function broadcasts)
+
+
+def _f(m, k):
+    return jnp.asarray(m[k], dtype=jnp.float64)
+
+
+def param_counts(m: dict, rule: str) -> dict:
+    """Parameter counts of a model dict under `rule` ("paper" | "physical").
+
+    Returns total, active (per token), streamed (read from HBM per decode step: active minus the
+    input embedding table, plus the LM head / tied table), kv_proj (k and v projection weights,
+    replicated when TP > kv heads), mla_replicated (MLA down-projections, replicated on every TP
+    rank by vLLM), and low_precision_exempt (embeddings, head, norms, router:
+    kept at 16 bit when weights are quantised). Paper rule: streamed = active, no exempt part.
+    """
+    L, h, H, kvh = _f(m, "n_layers"), _f(m, "hidden_size"), _f(m, "n_heads"), _f(m, "n_kv_heads")
+    V, inter = _f(m, "vocab_size"), _f(m, "intermediate_size")
+    E, k, S = _f(m, "n_experts"), _f(m, "experts_per_token"), _f(m, "n_shared_experts")
+    moe_i = _f(m, "moe_intermediate_size")
+    moe = E > 0
+    if rule == "paper":
+        hd = h / H
+        emb = V * h
+        attn = L * (2 * h**2 + 2 * h * kvh * hd)
+        dense = L * 3 * h * inter
+        total = emb + attn + jnp.where(moe, L * (E * 3 * h * moe_i + S * 3 * h * inter), dense)
+        active = emb + attn + jnp.where(moe, L * (k * 3 * h * moe_i + S * 3 * h * inter), dense)
+        zero = jnp.zeros_like(total)
+        return {"total": total, "active": active, "streamed": active, "kv_proj": L * 2 * h * kvh * hd,
+                "mla_replicated": zero, "low_precision_exempt": zero}
+    if rule != "physical":
+        raise InvalidValueError(f"rule '{rule}': allowed: paper, physical")
+    hd = _f(m, "head_dim")
+    mla = _f(m, "mla") > 0
+    q_r, kv_r = _f(m, "q_lora_rank"), _f(m, "kv_lora_rank")
+    rope, nope, vd = _f(m, "qk_rope_head_dim"), _f(m, "qk_nope_head_dim"), _f(m, "v_head_dim")
+    # MLA (DeepSeek-V2/V3 modeling code): q_a/q_b (or q_proj), kv_a_proj_with_mqa, kv_b, o, norms.
+    q_mla = jnp.where(q_r > 0, h * q_r + q_r + q_r * H * (nope + rope), h * H * (nope + rope))
+    attn_mla = q_mla + h * (kv_r + rope) + kv_r + kv_r * H * (nope + vd) + H * vd * h
+    kv_proj_gqa = 2 * h * kvh * hd
+    attn_gqa = 2 * h * H * hd + kv_proj_gqa + _f(m, "attention_bias") * (H + 2 * kvh) * hd + _f(m, "qk_norm") * 2 * hd
+    attn = jnp.where(mla, attn_mla, attn_gqa)
+    kv_proj = jnp.where(mla, 0.0, kv_proj_gqa) * L
+    n_moe = jnp.where(moe, L - _f(m, "n_dense_layers"), 0.0)
+    n_dense = L - n_moe
+    expert = 3 * h * moe_i
+    shared = 3 * h * _f(m, "shared_intermediate_size")
+    router = h * E
+    norms = L * 2 * h + h
+    emb = V * h
+    head = jnp.where(_f(m, "tie_word_embeddings") > 0, 0.0, V * h)
+    common = emb + head + L * attn + norms + n_dense * 3 * h * inter + n_moe * (shared + router)
+    total = common + n_moe * E * expert
+    active = common + n_moe * k * expert
+    streamed = active - emb - head + V * h
+    # vLLM keeps MLA's down-projections (q_a_proj, kv_a_proj_with_mqa) as ReplicatedLinear
+    mla_replicated = jnp.where(mla, L * (h * q_r + h * (kv_r + rope)), 0.0)
+    return {"total": total, "active": active, "streamed": streamed, "kv_proj": kv_proj,
+            "mla_replicated": mla_replicated, "low_precision_exempt": emb + head + norms + n_moe * router}
+
+
+def kv_bytes_per_token(m: dict, kv_dtype_bytes, rule: str):
+    """KV-cache bytes per token for the whole model (all layers, all KV heads; not per GPU).
+
+    paper: 2·L·kv_heads·(hidden/heads)·b. physical: GQA 2·L·kv_heads·head_dim·b; MLA L·(kv_lora_rank +
+    qk_rope_head_dim)·b (vLLM caches the compressed latent and the rope key once per token and layer).
+    """
+    L, kvh, b = _f(m, "n_layers"), _f(m, "n_kv_heads"), jnp.asarray(kv_dtype_bytes, jnp.float64)
+    if rule == "paper":
+        return 2 * L * kvh * (_f(m, "hidden_size") / _f(m, "n_heads")) * b
+    gqa = 2 * L * kvh * _f(m, "head_dim") * b
+    mla = L * (_f(m, "kv_lora_rank") + _f(m, "qk_rope_head_dim")) * b
+    return jnp.where(_f(m, "mla") > 0, mla, gqa)
+
+
+def kv_cache_heads(m: dict):
+    """Number of distinct KV 'heads' the cache can be sharded over: kv_heads (GQA), 1 (MLA latent)."""
+    return jnp.where(_f(m, "mla") > 0, 1.0, _f(m, "n_kv_heads"))
+
+
+def flops_per_token(m: dict, rule: str):
+    """Decode matmul FLOPs per output token, whole model: 2·active (paper) or 2·streamed (physical)."""
+    c = param_counts(m, rule)
+    return 2 * (c["active"] if rule == "paper" else c["streamed"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense family parameterised by parameter count (issue 3 item 6)
+
+FAMILY_DEFAULTS = dict(aspect_ratio=128.0, ffn_ratio=3.5, head_dim=128.0, n_kv_heads=8.0, vocab_size=128256.0)
+
+
+def dense_family(n_params, *, aspect_ratio=128.0, ffn_ratio=3.5, head_dim=128.0, n_kv_heads=8.0,
+                 vocab_size=128256.0, tie_word_embeddings=False, integer=False) -> dict:
+    """Llama-3-like dense architecture with `n_params` physical parameters (jnp; broadcasts).
+
+    Scaling rule (documented choice): hidden h is the unknown; n_layers = h / aspect_ratio
+    (Llama-3.1-8B and -405B have hidden/layers = 128 and 130; 70B has 102), n_heads = h / head_dim,
+    intermediate = ffn_ratio·h (Llama-3.1-8B/70B: 3.5), n_kv_heads = 8, vocab 128256, untied head.
+    Then  N(h) = (2 or 1)·V·h + (h/a)·((2 + 3·r)·h² + 2·h·kvh·hd + 2·h) + h, solved for h by Newton
+    (monotone cubic; 40 unrolled iterations, differentiable). `integer=True` rounds h to a multiple
+    of 8·head_dim (so heads divide TP 8) and n_layers to the nearest integer (count then only near
+    n_params). Returns a model dict usable by `derive_profile` (continuous values unless integer).
+    """
+    N = jnp.asarray(n_params, jnp.float64)
+    a, r, hd, kvh, V = (jnp.asarray(x, jnp.float64) for x in (aspect_ratio, ffn_ratio, head_dim, n_kv_heads, vocab_size))
+    n_emb = 1.0 if tie_word_embeddings else 2.0
+
+    def count(h):
+        return n_emb * V * h + (h / a) * ((2 + 3 * r) * h**2 + 2 * h * kvh * hd + 2 * h) + h
+
+    def dcount(h):
+        return n_emb * V + (3 * (2 + 3 * r) * h**2 + 2 * 2 * h * kvh * hd + 2 * 2 * h) / a + 1
+
+    h = (N * a / (2 + 3 * r)) ** (1.0 / 3.0)  # cubic term only: an upper bound, Newton descends
+    for _ in range(40):
+        h = h - (count(h) - N) / dcount(h)
+    L = h / a
+    if integer:
+        step = 8 * hd
+        h = jnp.maximum(step, jnp.round(h / step) * step)
+        L = jnp.maximum(1.0, jnp.round(L))
+    m = {k: jnp.zeros_like(N) for k in MODEL_FIELDS}
+    m.update(
+        n_layers=L + 0 * N, hidden_size=h, n_heads=h / hd, n_kv_heads=kvh + 0 * N, head_dim=hd + 0 * N,
+        intermediate_size=r * h, vocab_size=V + 0 * N,
+        tie_word_embeddings=jnp.full_like(N, 1.0 if tie_word_embeddings else 0.0),
+        paper_moe_kernel_reference_bw=jnp.ones_like(N),
+    )
+    return m
