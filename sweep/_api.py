@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import re
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from sweep import _calibrated, _grid
+from sweep._catalog_io import Value
 from sweep._dataset import annotate, global_attrs, write_netcdf
-from sweep._engine import CONTEXT_OUTPUTS, POINT_OUTPUTS, ProfileTable, run_grid
+from sweep._efficiency import evaluate
+from sweep._engine import Model, ProfileTable, run_grid
 from sweep._errors import SweepInputError
 from sweep._profile import CONTINUOUS_FIELDS, Profile
 
-CONTINUOUS_AXES = ("context", "batch", "mean_length_fraction", "load")
 RELAXATION_NOTE = (
     "elasticities are derivatives of the continuous relaxation of the model: every floor and "
-    "ceiling (KV blocks per sequence, sequences per budget, int(n) in the power curve) is replaced "
-    "by its real-valued argument; values are exact (integer effects kept)"
+    "ceiling (KV blocks per sequence, sequences per budget, int(n) in the power curve, instance "
+    "counts) is replaced by its real-valued argument; values are exact (integer effects kept)"
 )
+UNCERTAINTY_NOTE = (
+    "first-order propagation: each parameter with a catalog uncertainty u (relative half-width) "
+    "has an independent uniform error on [-u, u] (variance u^2/3); rel_uncertainty = "
+    "sqrt(sum_i (elasticity_i * u_i)^2 / 3) is the relative standard deviation of "
+    "tokens_per_watt; low/high = value * (1 -/+ 2 * rel_uncertainty)"
+)
+ROOFLINE_ELASTICITY = (
+    "hbm_bandwidth_bytes_per_s", "memory_bytes", "fp16_flops", "fp8_flops", "tdp_w", "power_idle_w",
+    "power_nominal_w", "power_k", "power_x0", "gpu_memory_utilization", "reserve_bytes",
+    "bandwidth_efficiency", "layer_overhead_s", "power_idle_fraction", "power_dynamic_fraction",
+)
+INSTANCE_OUTPUTS = ("concurrency", "iteration_time", "tokens_per_second", "gpu_power", "tokens_per_watt")
+# fleet_metrics name -> Dataset name; pooled outputs get a trailing `pool` dim
+FLEET_OUTPUTS = {
+    "fleet_tokens_per_watt": "fleet_tokens_per_watt", "fleet_power_w": "fleet_power",
+    "fleet_output_tokens_per_s": "fleet_output_tokens_per_second", "cost_per_mtok": "cost_per_mtok",
+    "ttft_p99_s": "ttft_p99",
+}
+POOL_OUTPUTS = {
+    "instances": "instances", "traffic_share": "traffic_share", "rho": "utilization", "n_act": "active_sequences",
+    "power_w": "pool_power", "mean_service_s": "mean_service_time", "service_scv": "service_scv",
+    "mean_output_tokens": "mean_output_tokens", "ttft_p99_pool_s": "pool_ttft_p99",
+}
+DENSE_MODEL = re.compile(r"^dense-(\d+(\.\d+)?(e[+-]?\d+)?)b$", re.IGNORECASE)
 
 
 def as_spec(spec) -> _grid.GridSpec:
@@ -31,6 +60,16 @@ def as_spec(spec) -> _grid.GridSpec:
     if isinstance(spec, (str, os.PathLike)):
         return _grid.load(spec)
     raise SweepInputError(f"spec must be a path, a dict or a GridSpec, got {type(spec).__name__}")
+
+
+def user_catalog_files(kind: str) -> list:
+    """`$SWEEP_HOME/<kind>.toml` (default ~/.sweep) if it exists: the user's own catalog."""
+    path = Path(os.environ.get("SWEEP_HOME", Path.home() / ".sweep")) / f"{kind}.toml"
+    return [str(path)] if path.is_file() else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile tables
 
 
 def calibrated_table(spec: _grid.GridSpec) -> ProfileTable:
@@ -49,27 +88,159 @@ def calibrated_table(spec: _grid.GridSpec) -> ProfileTable:
                 names = ", ".join(f"{g}/{m}" for g, m in sorted(available))
                 raise SweepInputError(
                     f"{spec.where}: axes.gpu/axes.model: no calibrated profile for gpu {gpu!r} and "
-                    f"model {model!r}; available: {names} (or define one in [[profiles]])"
+                    f"model {model!r}; available: {names} (or define one in [[profiles]], or use "
+                    f'profile = "roofline")'
                 )
             entries.append(available[key])
     table = _calibrated.profile_table(entries, np.float64)
-    provenance = {
-        f"{e.gpu}/{e.model}": {k: vars(p) for k, p in e.provenance.items()} for e in entries
-    }
     return ProfileTable(
         categorical={"gpu": list(spec.axes["gpu"]), "model": list(spec.axes["model"])},
         theta=table._asdict(),
         derive=lambda theta: Profile(**theta),
         elasticity_params=CONTINUOUS_FIELDS,
+        uncertainty={k: np.array([_unc(e.provenance.get(k)) for e in entries]) for k in CONTINUOUS_FIELDS},
+        provenance={f"{e.gpu}/{e.model}": {k: vars(p) for k, p in e.provenance.items()} for e in entries},
+    )
+
+
+def _unc(value: Value | None) -> float:
+    return value.uncertainty if value is not None and value.quality == "projected" else 0.0
+
+
+def _lookup(available: dict, gpu: str, model: str):
+    from sweep._hardware import default_gpu_catalog
+
+    gpus = default_gpu_catalog()
+    canon = gpus.resolve(gpu) if gpu in gpus else gpu
+    for g, m in available:
+        if g.lower() in (gpu.lower(), canon.lower()) and m.lower() == model.lower():
+            return (g, m)
+    return None
+
+
+def _dense_entry(name: str):
+    from sweep._models import ARCH_FIELDS, ModelEntry, dense_family
+
+    n_params = float(DENSE_MODEL.match(name).group(1)) * 1e9
+    arch = dense_family(n_params, integer=True)
+    source = "sweep dense family (sweep._models.dense_family, integer shapes)"
+    return ModelEntry(name, {k: Value(float(arch[k]), source, "projected", 0.0) for k in ARCH_FIELDS})
+
+
+def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
+    """First-principles profiles for every combination of the grid's profile axes."""
+    from sweep import _derive
+    from sweep._hardware import GPU_FIELDS, load_gpu_catalog
+    from sweep._models import load_model_catalog
+
+    where = spec.where
+    try:
+        gpus = load_gpu_catalog([*user_catalog_files("gpus"), *spec.gpu_catalogs], spec.gpus)
+        models = load_model_catalog([*user_catalog_files("models"), *spec.model_catalogs], spec.models,
+                                    spec.model_configs)
+    except SweepInputError as exc:
+        raise SweepInputError(f"{where}: {exc}") from None
+    names = [n for n in spec.axes if _grid.AXES[n].group == "profile"]
+    rows, provenance, unc = [], {}, []
+    for combo in itertools.product(*(spec.axes[n] for n in names)):
+        point = {**spec.params, **dict(zip(names, combo))}
+        try:
+            g = gpus.get(point["gpu"])
+            m = _dense_entry(point["model"]) if DENSE_MODEL.match(point["model"]) else models.get(point["model"])
+            kwargs = {k: point[k] for k in ("tp", "weight_dtype", "kv_dtype", "kv_block_tokens",
+                                            "gpu_memory_utilization", "reserve_bytes", "prefill_chunk_tokens",
+                                            "moe_dispatch_overhead_s") if point.get(k) is not None}
+            serving = _derive.serving_config(power_model=spec.power_model, **kwargs)
+            _derive.check_setup(g, m, serving)
+        except SweepInputError as exc:
+            raise SweepInputError(f"{where}: {exc}") from None
+        gpu_arrays, model_arrays = g.arrays(), m.arrays()
+        row = {**{f"gpu.{k}": v for k, v in gpu_arrays.items()}, **{f"model.{k}": v for k, v in model_arrays.items()},
+               **{f"serving.{k}": v for k, v in serving.items()}}
+        rows.append({k: float(v) for k, v in row.items()})
+        unc.append({f"gpu.{k}": _unc(g.specs.get(k)) for k in GPU_FIELDS})
+        provenance[f"{g.name}/{m.name}"] = {
+            **{k: vars(v) for k, v in g.specs.items()}, **{k: vars(v) for k, v in m.arch.items()}
+        }
+    keys = sorted(set().union(*rows))
+    if any(set(r) != set(keys) for r in rows):
+        raise SweepInputError(f"{where}: serving keys differ between profiles; give each key for all or none")
+    theta = {k: np.array([r[k] for r in rows]) for k in keys}
+    convention = spec.convention
+
+    def derive(th):
+        split = {"gpu": {}, "model": {}, "serving": {}}
+        for k, v in th.items():
+            group, name = k.split(".", 1)
+            split[group][name] = v
+        return _derive.derive_profile(split["gpu"], split["model"], split["serving"], convention=convention)
+
+    elastic = tuple(k for k in (f"gpu.{n}" for n in ROOFLINE_ELASTICITY) if k in theta) + tuple(
+        k for k in (f"serving.{n}" for n in ROOFLINE_ELASTICITY) if k in theta)
+    return ProfileTable(
+        categorical={n: list(spec.axes[n]) for n in names},
+        theta=theta,
+        derive=derive,
+        elasticity_params=elastic,
+        uncertainty={k: np.array([u.get(k, 0.0) for u in unc]) for k in elastic},
         provenance=provenance,
     )
 
 
-def _lookup(available: dict, gpu: str, model: str):
-    for g, m in available:
-        if g.lower() == gpu.lower() and m.lower() == model.lower():
-            return (g, m)
-    return None
+# ---------------------------------------------------------------------------------------------
+# Models evaluated by the engine
+
+
+def instance_model(convention: str) -> Model:
+    outputs = {k: (None, ()) for k in INSTANCE_OUTPUTS}
+    outputs["bound"] = (np.int8, ())
+    if convention == "physical":
+        outputs["instance_power"] = (None, ())
+
+    def fn(profile, value, relaxed):
+        out = evaluate(profile, value("context"), value("batch"), value("mean_length_fraction"), value("load"),
+                       convention=convention, relaxed=relaxed)
+        out["bound"] = out.pop("compute_bound")
+        return out
+
+    return Model(fn, outputs, target="tokens_per_watt")
+
+
+def context_model() -> Model:
+    """n_max and feasibility: they depend on (profile, context) only."""
+    from sweep._concurrency import max_concurrency
+
+    def fn(profile, value, relaxed):
+        n_max = max_concurrency(profile, value("context"), relaxed=relaxed)
+        return {"max_concurrency": n_max, "feasible": (n_max >= 1).astype(jnp.int8)}
+
+    return Model(fn, {"max_concurrency": (np.int64, ()), "feasible": (np.int8, ())}, target="max_concurrency")
+
+
+def fleet_model(spec: _grid.GridSpec, workloads) -> Model:
+    from sweep._fleet import fleet_metrics
+    from sweep._workload import Workload
+
+    lengths = "planner" if spec.convention == "paper" else "exact"
+    table = (jnp.asarray(workloads.lengths_tokens), jnp.asarray(workloads.cum_fraction))
+
+    def fn(profile, value, relaxed):
+        index = value("workload").astype(jnp.int32)
+        workload = Workload(table[0][index], table[1][index])
+        out = fleet_metrics(profile, workload, value("arrival_rate"), value("topology").astype(jnp.int32),
+                            value("b_short"), value("gamma"), value("long_context"), value("ttft_p99_s"),
+                            value("rho_max"), value("output_share"), convention=spec.convention,
+                            relaxed=relaxed, lengths=lengths)
+        renamed = {FLEET_OUTPUTS[k]: out[k] for k in FLEET_OUTPUTS}
+        renamed.update({POOL_OUTPUTS[k]: out[k] for k in POOL_OUTPUTS})
+        return renamed
+
+    outputs = {v: (None, ()) for v in FLEET_OUTPUTS.values()}
+    outputs.update({v: (None, (2,)) for v in POOL_OUTPUTS.values()})
+    return Model(fn, outputs, target="fleet_tokens_per_watt")
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def run(spec, out=None, *, elasticities: bool | None = None, progress=None, command: str | None = None) -> xr.Dataset:
@@ -81,40 +252,61 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
 
     spec = as_spec(spec)
     if elasticities is not None:
-        spec.elasticities = bool(elasticities)
+        spec.elasticities = bool(elasticities) or spec.uncertainty
     if out is not None:
         _check_writable(out)
-    table = calibrated_table(spec)
-    cont_axes = {n: np.asarray(spec.axes[n]) for n in CONTINUOUS_AXES if n in spec.axes}
-    results = run_grid(
-        table,
-        cont_axes,
-        spec.params,
-        convention=spec.convention,
-        dtype=spec.dtype,
-        chunk_points=spec.chunk_points,
-        elasticities=spec.elasticities,
-        progress=progress,
-    )
-    ds = to_dataset(table, cont_axes, results, spec)
+    table = calibrated_table(spec) if spec.profile == "calibrated" else roofline_table(spec)
+    point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
+    point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
+    options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=progress)
+    extra_attrs = {}
+    if spec.mode == "instance":
+        axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
+        results = run_grid(table, axes, point_params, instance_model(spec.convention),
+                           elasticities=spec.elasticities, **options)
+        per_context = run_grid(table, {"context": axes["context"]}, {}, context_model(), dtype=spec.dtype,
+                               chunk_points=spec.chunk_points)
+        results.update(per_context)
+        if spec.elasticities:  # the relaxed model has no n_max = 0: report only where a sequence fits
+            mask = np.expand_dims(per_context["feasible"] == 0, tuple(range(2, 1 + len(axes))))
+            results["elasticity"][:, np.broadcast_to(mask, results["elasticity"].shape[1:])] = np.nan
+    else:
+        from sweep._fleet import TOPOLOGIES
+        from sweep._workload import load_workload, stack_workloads
+
+        base = Path(spec.where).parent if spec.where != "<dict>" else Path(".")
+        loaded = []
+        for name in spec.axes["workload"]:
+            source = name if not name.endswith(".json") or Path(name).is_absolute() else str(base / name)
+            try:
+                loaded.append(load_workload(source))
+            except SweepInputError as exc:
+                raise SweepInputError(f"{spec.where}: axes.workload: {exc}") from None
+        codes = {"workload": np.arange(len(loaded)), "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]])}
+        axes = {n: codes[n] if n in codes else np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
+        results = run_grid(table, axes, point_params, fleet_model(spec, stack_workloads(loaded)),
+                           elasticities=spec.elasticities, **options)
+        extra_attrs["fleet_lengths"] = (
+            "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
+            "compressed requests' output tokens)" if spec.convention == "paper" else
+            "exact (requests routed by (lo, hi], compressed requests generate the clipped output)")
+    ds = to_dataset(table, spec, point_axes, results)
+    if spec.uncertainty:
+        add_uncertainty(ds, table)
+        extra_attrs["uncertainty_method"] = UNCERTAINTY_NOTE
     ds.attrs = global_attrs(
         title=spec.title,
         convention=spec.convention,
         spec=spec.raw,
         command=command or f"sweep.run({spec.where!r})",
         version=__version__,
-        extra={"profile_kind": spec.profile, "profile_provenance": _json(table.provenance),
-               **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {})},
+        extra={"profile_kind": spec.profile, "profile_provenance": json.dumps(table.provenance, sort_keys=True),
+               **{k: v for k, v in spec.params.items() if v is not None},
+               **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}), **extra_attrs},
     )
     if out is not None:
         write_netcdf(ds, out)
     return ds
-
-
-def _json(obj) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True)
 
 
 def _check_writable(out) -> None:
@@ -125,27 +317,47 @@ def _check_writable(out) -> None:
         raise SweepInputError(f"{out}: cannot write output: folder {folder} is not writable")
 
 
-def to_dataset(table: ProfileTable, cont_axes: dict, results: dict, spec: _grid.GridSpec) -> xr.Dataset:
-    """Label the engine's arrays: categorical dims first, then the continuous axes."""
+def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, results: dict) -> xr.Dataset:
+    """Label the engine's arrays: profile dims first, then the point axes (then `pool`)."""
     cat_names = list(table.categorical)
     cat_shape = tuple(len(v) for v in table.categorical.values())
-    cont_names = list(cont_axes)
-    coords = {n: np.asarray(v, dtype=object) for n, v in table.categorical.items()}
-    for n, v in cont_axes.items():
-        coords[n] = v.astype(np.int64) if n in ("context", "batch") else v.astype(np.float64)
+    coords = {}
+    for n in cat_names + point_axes:
+        values = spec.axes[n]
+        if isinstance(values[0], str):
+            coords[n] = np.asarray(values, dtype=object)
+        elif all(isinstance(v, int) for v in values):
+            coords[n] = np.asarray(values, dtype=np.int64)
+        else:
+            coords[n] = np.asarray(values, dtype=np.float64)
     data_vars = {}
-    for k in CONTEXT_OUTPUTS:
-        arr = results[k].reshape(cat_shape + results[k].shape[1:])
-        arr = arr.astype(np.int64) if k == "max_concurrency" else arr
-        data_vars[k] = (cat_names + ["context"], arr)
-    for k in POINT_OUTPUTS:
-        arr = results[k].reshape(cat_shape + results[k].shape[1:])
-        data_vars[k] = (cat_names + cont_names, arr)
+    for k, arr in results.items():
+        if k == "elasticity":
+            continue
+        arr = arr.reshape(cat_shape + arr.shape[1:])
+        dims = cat_names + (["context"] if k in ("max_concurrency", "feasible") else point_axes)
+        dims += ["pool"] * (arr.ndim - len(dims))
+        data_vars[k] = (dims, arr)
+    if "pool" in {d for dims, _ in data_vars.values() for d in dims}:
+        coords["pool"] = np.asarray(["short", "long"], dtype=object)
     if "elasticity" in results:
         e = results["elasticity"]
-        data_vars["elasticity"] = (["parameter"] + cat_names + cont_names, e.reshape(e.shape[:1] + cat_shape + e.shape[2:]))
-        coords["parameter"] = np.asarray(table.elasticity_params, dtype=object)
-    ds = xr.Dataset(data_vars, coords=coords)
-    for n, v in spec.params.items():
-        ds.attrs[n] = v
-    return annotate(ds)
+        dims = ["parameter"] + cat_names + point_axes
+        data_vars["elasticity"] = (dims, e.reshape(e.shape[:1] + cat_shape + e.shape[2:]))
+        coords["parameter"] = np.asarray([k.split(".", 1)[-1] for k in table.elasticity_params], dtype=object)
+    return annotate(xr.Dataset(data_vars, coords=coords))
+
+
+def add_uncertainty(ds: xr.Dataset, table: ProfileTable) -> None:
+    """tokens/W relative uncertainty and a ±2σ band from the elasticities (see UNCERTAINTY_NOTE)."""
+    target = "fleet_tokens_per_watt" if "fleet_tokens_per_watt" in ds else "tokens_per_watt"
+    cat_shape = tuple(len(v) for v in table.categorical.values())
+    u = np.stack([table.uncertainty.get(k, np.zeros(len(next(iter(table.theta.values())))))
+                  for k in table.elasticity_params]).reshape((-1,) + cat_shape)
+    u = xr.DataArray(u, dims=["parameter"] + list(table.categorical), coords={"parameter": ds.parameter})
+    rel = np.sqrt(((ds.elasticity * u) ** 2).sum("parameter", skipna=False) / 3.0)
+    ds[f"{target}_rel_uncertainty"] = rel
+    ds[f"{target}_low"] = ds[target] * (1 - 2 * rel)
+    ds[f"{target}_high"] = ds[target] * (1 + 2 * rel)
+    ds["uncertainty"] = u
+    annotate(ds)

@@ -1,22 +1,13 @@
 """Grid specifications: TOML files (or dicts) that name the axes of a sweep.
 
-    title = "…"                      # optional
-    convention = "paper"             # "paper" | "physical"
-    profile = "calibrated"           # "calibrated" (catalog / inline) profiles
-    elasticities = false             # add ∂ln(tokens_per_watt)/∂ln θ for every parameter θ
-    dtype = "float64"                # or "float32" for huge grids
-    chunk_points = 4194304           # grid points evaluated per compiled call (memory bound)
-    mean_length_fraction = 0.5       # a scalar parameter … (L̄ = fraction × context)
-    [axes]                           # … or an axis: every axis is a dimension of the result
-    gpu = ["H100", "B200"]
-    model = ["llama-3.1-70b"]
-    context = { start = 2048, stop = 131072, spacing = "pow2" }
-    batch = [1, 8, 64, "max"]
-    [[profiles]]                     # optional inline calibrated profiles (catalog keys)
+See the README section "Grid files" for the full reference. In short: top-level keys choose the
+convention, the profile kind and options; `[axes]` lists the swept values (a list or a range
+table); any axis may instead be given as a scalar top-level key (a parameter, not a dimension).
 
 An axis is a list, or a range table: `{start, stop, step}` (linear, stop included when hit),
 `{start, stop, num, spacing = "linear" | "geometric"}` or `{start, stop, spacing = "pow2"}`
-(powers of two from start to stop, both powers of two).
+(powers of two from start to stop, both powers of two). The model axis also takes
+`{ dense_params = <range> }`: dense models of those parameter counts ("dense-<N>b").
 """
 
 from __future__ import annotations
@@ -24,48 +15,101 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from sweep._errors import SweepInputError
 
 CONVENTIONS = ("paper", "physical")
-PROFILE_KINDS = ("calibrated",)
+PROFILE_KINDS = ("calibrated", "roofline")
 DTYPES = ("float64", "float32")
+POWER_MODELS = ("tdp_fraction", "logistic")
+WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int4")
+KV_DTYPES = ("bf16", "fp16", "fp8")
+TOPOLOGIES = ("homogeneous", "pool", "fleetopt")
 DEFAULT_CHUNK_POINTS = 1 << 22
-
-# name -> (kind, default when not an axis, description)
-AXES = {
-    "gpu": ("categorical", None, "GPU SKU names"),
-    "model": ("categorical", None, "model ids"),
-    "context": ("positive_int", None, "context window C in tokens"),
-    "batch": ("batch", "max", 'sequences in flight: positive integers or "max" (= n_max)'),
-    "mean_length_fraction": ("fraction", 0.5, "mean sequence length in flight / context (paper 0.5)"),
-    "load": ("fraction", 1.0, 'utilisation ρ when batch is "max": n = floor(ρ·n_max)'),
-}
-REQUIRED_AXES = ("gpu", "model", "context")
-CORE_DIMS = ("gpu", "model", "context", "batch")
-TOP_KEYS = ("title", "convention", "profile", "elasticities", "dtype", "chunk_points", "axes", "profiles")
 BATCH_MAX = 0  # encoding of batch = "max" in the integer batch coordinate
+
+
+@dataclass(frozen=True)
+class Axis:
+    kind: str  # validator, see _validate_axis
+    default: object  # value when neither an axis nor a scalar is given (None: required/unused)
+    group: str  # "profile" (selects/derives the profile), "instance" or "fleet" (point axes)
+    doc: str
+    choices: tuple = ()
+
+
+AXES = {
+    # profile axes: every combination is one row of the profile table
+    "gpu": Axis("name", None, "profile", "GPU SKU names (catalog, alias or [gpus.NAME])"),
+    "model": Axis("name", None, "profile", "model ids (catalog, alias, [models.NAME] or dense-<N>b)"),
+    "tp": Axis("positive_int", None, "profile", "tensor-parallel GPUs per instance (roofline; default 1)"),
+    "weight_dtype": Axis("choice", "bf16", "profile", "weight dtype (roofline)", WEIGHT_DTYPES),
+    "kv_dtype": Axis("choice", None, "profile", "KV-cache dtype (roofline; default = weights, int4 → bf16)", KV_DTYPES),
+    "gpu_memory_utilization": Axis("fraction", 0.90, "profile", "share of GPU memory vLLM may use (roofline)"),
+    "kv_block_tokens": Axis("positive_int", 16, "profile", "KV block size in tokens (roofline)"),
+    "reserve_bytes": Axis("nonnegative", None, "profile", "activation/runtime reserve per GPU (physical roofline; default 4 GiB)"),
+    "prefill_chunk_tokens": Axis("positive_int", None, "profile", "chunked-prefill size (roofline; default: the GPU's)"),
+    "moe_dispatch_overhead_s": Axis("nonnegative", 0.0, "profile", "MoE dispatch time per MoE layer per step (physical roofline)"),
+    # single-instance point axes
+    "context": Axis("positive_int", None, "instance", "context window C in tokens"),
+    "batch": Axis("batch", "max", "instance", 'sequences in flight: positive integers or "max" (= n_max)'),
+    "mean_length_fraction": Axis("fraction", 0.5, "instance", "mean sequence length in flight / context (paper 0.5)"),
+    "load": Axis("fraction", 1.0, "instance", 'utilisation ρ when batch is "max": n = floor(ρ·n_max)'),
+    # fleet axes (a grid with `topology` is a fleet grid)
+    "workload": Axis("name", None, "fleet", "request-length CDF: built-in name or JSON file"),
+    "topology": Axis("choice", None, "fleet", "routing topology", TOPOLOGIES),
+    "b_short": Axis("positive_int", 4096, "fleet", "short-pool context window B_short (tokens)"),
+    "gamma": Axis("at_least_one", 2.0, "fleet", "FleetOpt compression factor γ ≥ 1 (L ≤ γ·B_short → short pool)"),
+    "long_context": Axis("positive_int", 65536, "fleet", "long-pool context window (tokens)"),
+    "arrival_rate": Axis("positive", 1000.0, "fleet", "request arrival rate λ (requests/s)"),
+    "ttft_p99_s": Axis("positive", 0.5, "fleet", "P99 time-to-first-token target (s)"),
+    "rho_max": Axis("open_fraction", 0.85, "fleet", "maximum utilisation per pool, in (0, 1)"),
+    "output_share": Axis("open_fraction", 0.2, "fleet", "output tokens / total tokens of a request"),
+}
+ROOFLINE_ONLY = ("tp", "weight_dtype", "kv_dtype", "gpu_memory_utilization", "kv_block_tokens", "reserve_bytes",
+                 "prefill_chunk_tokens", "moe_dispatch_overhead_s")
+CORE_DIMS = {"instance": ("gpu", "model", "context", "batch"), "fleet": ("gpu", "model", "workload", "topology")}
+REQUIRED = {"instance": ("gpu", "model", "context"), "fleet": ("gpu", "model", "workload", "topology")}
+TOP_KEYS = ("title", "convention", "profile", "elasticities", "uncertainty", "dtype", "chunk_points", "axes",
+            "profiles", "gpus", "models", "gpu_catalogs", "model_catalogs", "model_configs", "power_model")
 
 
 @dataclass
 class GridSpec:
     where: str  # file path or "<dict>", used in error messages
-    axes: dict  # name -> list of values (only the swept/explicit ones; core dims always present)
-    params: dict  # scalar parameters not swept
+    mode: str  # "instance" | "fleet"
+    axes: dict  # name -> list of values (dimensions, in AXES order)
+    params: dict  # scalar parameters (not dimensions)
     title: str = "sweep grid"
-    convention: str = "paper"
+    convention: str = "physical"
     profile: str = "calibrated"
     elasticities: bool = False
+    uncertainty: bool = False
     dtype: str = "float64"
     chunk_points: int = DEFAULT_CHUNK_POINTS
-    profiles: list = field(default_factory=list)  # inline profile tables
+    power_model: str = "tdp_fraction"
+    profiles: list = field(default_factory=list)  # inline calibrated profile tables
+    gpus: dict = field(default_factory=dict)  # inline GPU tables
+    models: dict = field(default_factory=dict)  # inline model tables
+    gpu_catalogs: list = field(default_factory=list)  # extra GPU catalog files (resolved paths)
+    model_catalogs: list = field(default_factory=list)
+    model_configs: list = field(default_factory=list)  # HF config.json files to import
     raw: dict = field(default_factory=dict)  # the spec as given (recorded in the output)
+
+    def value(self, name):
+        """The grid's values of `name`: the axis list, or a one-element list of the parameter."""
+        return self.axes[name] if name in self.axes else [self.params[name]]
 
 
 def _fail(where: str, key: str, message: str):
     raise SweepInputError(f"{where}: {key}: {message}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def expand_range(where: str, key: str, table: dict) -> list:
@@ -76,7 +120,7 @@ def expand_range(where: str, key: str, table: dict) -> list:
         _fail(where, key, f"range table needs {allowed}; got keys {sorted(table)}")
     start, stop = table["start"], table["stop"]
     for k in ("start", "stop"):
-        if isinstance(table[k], bool) or not isinstance(table[k], (int, float)):
+        if not _is_number(table[k]):
             _fail(where, f"{key}.{k}", f"must be a number, got {table[k]!r}")
     spacing = table.get("spacing", "linear")
     if spacing == "pow2":
@@ -86,14 +130,14 @@ def expand_range(where: str, key: str, table: dict) -> list:
         return [1 << e for e in range(start.bit_length() - 1, stop.bit_length())]
     if "step" in table:
         step = table["step"]
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or stop < start:
+        if not _is_number(step) or step <= 0 or stop < start:
             _fail(where, key, f"linear range needs step > 0 and start <= stop, got {table}")
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
         values = [start + i * step for i in range(count)]
         return [int(v) for v in values] if all(isinstance(v, int) for v in (start, step)) else values
     if "num" in table:
         num = table["num"]
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             _fail(where, f"{key}.num", f"must be a positive integer, got {num!r}")
         if spacing == "linear":
             return np.linspace(start, stop, num).tolist()
@@ -105,35 +149,76 @@ def expand_range(where: str, key: str, table: dict) -> list:
     _fail(where, key, f"range table needs {allowed}")
 
 
-def _validate_axis(where: str, name: str, values: list) -> list:
-    kind = AXES[name][0]
-    key = f"axes.{name}"
+def dense_model_name(n_params: float) -> str:
+    """Label of the dense-family model with `n_params` parameters, e.g. dense-13b."""
+    return f"dense-{n_params / 1e9:.6g}b"
+
+
+def _validate_axis(where: str, name: str, values: list, key: str) -> list:
+    axis = AXES[name]
     if not values:
         _fail(where, key, "axis is empty; give at least one value")
-    if kind == "categorical":
-        if not all(isinstance(v, str) and v for v in values):
-            _fail(where, key, f"values must be non-empty strings, got {values!r}")
-    elif kind == "positive_int":
+
+    def check(ok, expected):
         for v in values:
-            is_int = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
-            if isinstance(v, bool) or not is_int or v <= 0:
-                _fail(where, key, f"values must be positive integers (tokens), got {v!r}")
+            if not ok(v):
+                _fail(where, key, f"values must be {expected}, got {v!r}")
+
+    kind = axis.kind
+    if kind == "name":
+        check(lambda v: isinstance(v, str) and v != "", "non-empty strings")
+    elif kind == "choice":
+        check(lambda v: isinstance(v, str) and v.lower() in axis.choices, f"one of {', '.join(axis.choices)}")
+        values = [v.lower() for v in values]
+    elif kind == "positive_int":
+        check(lambda v: _is_number(v) and float(v).is_integer() and v > 0, "positive integers")
         values = [int(v) for v in values]
     elif kind == "batch":
-        for v in values:
-            if v == "max":
-                continue
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                _fail(where, key, f'values must be positive integers or "max", got {v!r}')
+        check(lambda v: v == "max" or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
+              'positive integers or "max"')
         values = [BATCH_MAX if v == "max" else int(v) for v in values]
     elif kind == "fraction":
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-                _fail(where, key, f"values must be numbers in (0, 1], got {v!r}")
+        check(lambda v: _is_number(v) and 0 < v <= 1, "numbers in (0, 1]")
+    elif kind == "open_fraction":
+        check(lambda v: _is_number(v) and 0 < v < 1, "numbers in (0, 1)")
+    elif kind == "positive":
+        check(lambda v: _is_number(v) and v > 0, "numbers > 0")
+    elif kind == "nonnegative":
+        check(lambda v: _is_number(v) and v >= 0, "numbers >= 0")
+    elif kind == "at_least_one":
+        check(lambda v: _is_number(v) and v >= 1, "numbers >= 1")
+    if kind in ("fraction", "open_fraction", "positive", "nonnegative", "at_least_one"):
         values = [float(v) for v in values]
     if len(set(values)) != len(values):
         _fail(where, key, f"values must be distinct, got {values!r}")
     return values
+
+
+def _axis_values(where: str, name: str, raw) -> list:
+    key = f"axes.{name}"
+    if name == "model" and isinstance(raw, dict) and "dense_params" in raw:
+        if set(raw) != {"dense_params"}:
+            _fail(where, key, "a model range table takes only 'dense_params'")
+        counts = raw["dense_params"]
+        counts = expand_range(where, f"{key}.dense_params", counts) if isinstance(counts, dict) else counts
+        if not isinstance(counts, list) or not all(_is_number(c) and c > 0 for c in counts):
+            _fail(where, f"{key}.dense_params", f"must be positive parameter counts, got {counts!r}")
+        raw = [dense_model_name(c) for c in counts]
+    elif isinstance(raw, dict):
+        raw = expand_range(where, key, raw)
+    elif not isinstance(raw, list):
+        raw = [raw]
+    return _validate_axis(where, name, raw, key)
+
+
+def _paths(where: str, spec: dict, key: str) -> list:
+    value = spec.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        _fail(where, key, f"must be a list of file paths, got {value!r}")
+    base = Path(where).parent if where != "<dict>" else Path(".")
+    return [str(Path(v) if Path(v).is_absolute() else base / v) for v in value]
 
 
 def parse(spec, where: str = "<dict>") -> GridSpec:
@@ -142,38 +227,13 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         raise SweepInputError(f"{where}: a grid spec must be a table/dict, got {type(spec).__name__}")
     unknown = sorted(set(spec) - set(TOP_KEYS) - set(AXES))
     if unknown:
-        raise SweepInputError(
-            f"{where}: unknown key(s) {unknown}; allowed keys: {', '.join(TOP_KEYS + tuple(AXES))}"
-        )
+        raise SweepInputError(f"{where}: unknown key(s) {unknown}; allowed keys: {', '.join(TOP_KEYS + tuple(AXES))}")
     axes_in = spec.get("axes", {})
     if not isinstance(axes_in, dict):
         _fail(where, "axes", "must be a table of axis name = list or range")
     bad_axes = sorted(set(axes_in) - set(AXES))
     if bad_axes:
         _fail(where, "axes", f"unknown axis {bad_axes}; allowed axes: {', '.join(AXES)}")
-    axes, params = {}, {}
-    for name, (_, default, _) in AXES.items():
-        if name in axes_in and name in spec:
-            _fail(where, name, "given both as a scalar parameter and as an axis; give one")
-        if name in axes_in:
-            raw = axes_in[name]
-            if isinstance(raw, dict):
-                raw = expand_range(where, f"axes.{name}", raw)
-            elif not isinstance(raw, list):
-                raw = [raw]
-            axes[name] = _validate_axis(where, name, raw)
-        elif name in spec:
-            value = _validate_axis(where, name, [spec[name]])[0]
-            if name in CORE_DIMS:
-                axes[name] = [value]
-            else:
-                params[name] = value
-        elif name in REQUIRED_AXES:
-            _fail(where, f"axes.{name}", "required axis is missing")
-        elif name in CORE_DIMS:
-            axes[name] = _validate_axis(where, name, [default])
-        else:
-            params[name] = default
 
     def choice(key, allowed, default):
         value = spec.get(key, default)
@@ -181,31 +241,92 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
             _fail(where, key, f"got {value!r}; allowed: {', '.join(map(str, allowed))}")
         return value
 
+    def flag(key):
+        value = spec.get(key, False)
+        if not isinstance(value, bool):
+            _fail(where, key, f"must be true or false, got {value!r}")
+        return value
+
+    mode = "fleet" if ("topology" in axes_in or "topology" in spec) else "instance"
+    profile = choice("profile", PROFILE_KINDS, "calibrated")
+    axes, params = {}, {}
+    for name, axis in AXES.items():
+        if name in axes_in and name in spec:
+            _fail(where, name, "given both as a scalar parameter and as an axis; give one")
+        given = name in axes_in or name in spec
+        if axis.group not in ("profile", mode):
+            if given:
+                other = "a fleet grid (one with `topology`)" if axis.group == "fleet" else "a single-instance grid"
+                _fail(where, name, f"only applies to {other}")
+            continue
+        if profile == "calibrated" and name in ROOFLINE_ONLY:
+            if given:
+                _fail(where, name, 'serving-config keys need profile = "roofline" (a calibrated profile has its own)')
+            continue
+        if name in axes_in:
+            axes[name] = _axis_values(where, name, axes_in[name])
+        elif name in spec:
+            value = _axis_values(where, name, spec[name])
+            if len(value) != 1:
+                _fail(where, name, "a scalar parameter takes one value; put lists under [axes]")
+            if name in CORE_DIMS[mode]:
+                axes[name] = value
+            else:
+                params[name] = value[0]
+        elif name in REQUIRED[mode]:
+            _fail(where, f"axes.{name}", "required axis is missing")
+        elif name in CORE_DIMS[mode]:
+            axes[name] = _validate_axis(where, name, [axis.default], f"axes.{name}")
+        elif axis.default is not None or name in ("tp", "kv_dtype", "reserve_bytes", "prefill_chunk_tokens"):
+            params[name] = axis.default
+    axes = {n: axes[n] for n in AXES if n in axes}
+    if mode == "fleet":
+        _check_fleet(where, axes, params)
+
     chunk = spec.get("chunk_points", DEFAULT_CHUNK_POINTS)
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         _fail(where, "chunk_points", f"must be a positive integer, got {chunk!r}")
-    elasticities = spec.get("elasticities", False)
-    if not isinstance(elasticities, bool):
-        _fail(where, "elasticities", f"must be true or false, got {elasticities!r}")
-    profiles = spec.get("profiles", [])
-    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
-        _fail(where, "profiles", "must be an array of tables ([[profiles]])")
     title = spec.get("title", "sweep grid")
     if not isinstance(title, str):
         _fail(where, "title", f"must be a string, got {title!r}")
+    profiles = spec.get("profiles", [])
+    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+        _fail(where, "profiles", "must be an array of tables ([[profiles]])")
+    for key in ("gpus", "models"):
+        tables = spec.get(key, {})
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            _fail(where, key, f"must be tables [{key}.NAME] of specs")
+    uncertainty = flag("uncertainty")
     return GridSpec(
         where=where,
+        mode=mode,
         axes=axes,
         params=params,
         title=title,
-        convention=choice("convention", CONVENTIONS, "paper"),
-        profile=choice("profile", PROFILE_KINDS, "calibrated"),
-        elasticities=elasticities,
+        convention=choice("convention", CONVENTIONS, "physical"),
+        profile=profile,
+        elasticities=flag("elasticities") or uncertainty,
+        uncertainty=uncertainty,
         dtype=choice("dtype", DTYPES, "float64"),
         chunk_points=chunk,
+        power_model=choice("power_model", POWER_MODELS, "tdp_fraction"),
         profiles=profiles,
+        gpus=spec.get("gpus", {}),
+        models=spec.get("models", {}),
+        gpu_catalogs=_paths(where, spec, "gpu_catalogs"),
+        model_catalogs=_paths(where, spec, "model_catalogs"),
+        model_configs=_paths(where, spec, "model_configs"),
         raw=spec,
     )
+
+
+def _check_fleet(where: str, axes: dict, params: dict) -> None:
+    def values(name):
+        return axes.get(name, [params.get(name)])
+
+    b_short, long_ctx = values("b_short"), values("long_context")
+    if max(b_short) >= min(long_ctx):
+        _fail(where, "b_short", f"every b_short must be < long_context ({min(long_ctx)}), got {max(b_short)}")
 
 
 def load(path) -> GridSpec:

@@ -12,6 +12,7 @@ from sweep._cli import main
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """
 title = "cli test"
+convention = "paper"
 [axes]
 gpu = ["H100"]
 model = ["llama-3.1-70b"]

@@ -7,6 +7,7 @@ from sweep._engine import Plan
 from tests import reference
 
 SPEC = {
+    "convention": "paper",
     "axes": {
         "gpu": ["H100", "B200"],
         "model": ["llama-3.1-70b"],

@@ -14,7 +14,7 @@ def test_defaults_and_core_dims():
     g = parse(BASE)
     assert g.axes["batch"] == [BATCH_MAX]
     assert g.params == {"mean_length_fraction": 0.5, "load": 1.0}
-    assert (g.convention, g.profile, g.dtype, g.elasticities) == ("paper", "calibrated", "float64", False)
+    assert (g.convention, g.profile, g.dtype, g.elasticities) == ("physical", "calibrated", "float64", False)
 
 
 @pytest.mark.parametrize(
