@@ -6,9 +6,12 @@ Bad input exits with status 2 and a one-line message naming the file, key and al
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
+
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +21,9 @@ EPILOG = """\
 examples:
   sweep run grids/table1.toml -o outputs/table1.nc     evaluate a grid, write NetCDF
   sweep run grids/table1.toml --elasticities           add d ln(tok/W) / d ln(theta)
-  sweep list profiles                                  calibrated profiles with provenance
+  sweep list profiles|gpus|models|workloads            catalogs, with provenance
+  sweep model import config.json --name my-model       add a model from a local HF config
+  sweep reproduce                                      the paper's Tables 1-5 (make run)
 
 Grid files are TOML; see the README section "Grid files" for every key.
 """
@@ -84,18 +89,79 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_list(args) -> int:
-    from sweep._calibrated import load_catalog
+def _prov(p) -> str:
+    if p is None:
+        return ""
+    unc = f" ±{p.uncertainty:.0%}" if p.uncertainty else ""
+    return f"  [{p.quality}{unc}] {p.source}"
 
+
+def cmd_list(args) -> int:
     if args.what == "profiles":
+        from sweep._calibrated import load_catalog
+
         for (gpu, model), prof in load_catalog().items():
-            print(f"{gpu} / {model}  (tp {prof.values['tp']})")
+            print(f"{gpu} / {model}  (tp {prof.values['tp']:g})")
             for key, value in prof.values.items():
-                p = prof.provenance.get(key)
-                unc = f" ±{p.uncertainty:.0%}" if p and p.uncertainty else ""
-                where = f"  [{p.quality}{unc}] {p.source}" if p else ""
-                print(f"    {key:<22} {value!r:<22}{where}")
+                print(f"    {key:<24} {value:<14g}{_prov(prof.provenance.get(key))}")
             print()
+    elif args.what == "gpus":
+        from sweep._api import user_catalog_files
+        from sweep._hardware import load_gpu_catalog
+
+        catalog = load_gpu_catalog(user_catalog_files("gpus"))
+        for name in catalog.names():
+            entry = catalog.get(name)
+            aliases = f"  (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+            print(f"{name}{aliases}  from {entry.origin}")
+            for key, value in entry.specs.items():
+                print(f"    {key:<26} {value.value:<14g}{_prov(value)}")
+            print()
+    elif args.what == "models":
+        from sweep._api import user_catalog_files
+        from sweep._models import load_model_catalog, param_counts
+
+        catalog = load_model_catalog(user_catalog_files("models"))
+        print(f"{'model':<22}{'params (B)':>11}{'active (B)':>11}{'layers':>7}{'heads':>6}{'kv':>4}{'head_dim':>9}"
+              f"{'MoE':>9}  source")
+        for name in catalog.names():
+            entry = catalog.get(name)
+            counts = param_counts(entry.arrays(), "physical")
+            moe = (f"{entry.value('experts_per_token'):g}/{entry.value('n_experts'):g}" if entry.is_moe else "-")
+            source = next(iter(entry.arch.values())).source
+            print(f"{name:<22}{float(counts['total']) / 1e9:>11.2f}{float(counts['active']) / 1e9:>11.2f}"
+                  f"{entry.value('n_layers'):>7g}{entry.value('n_heads'):>6g}{entry.value('n_kv_heads'):>4g}"
+                  f"{entry.value('head_dim'):>9g}{moe:>9}  {source}")
+    elif args.what == "workloads":
+        from sweep._workload import available_workloads, load_workload
+
+        for name in available_workloads():
+            w = load_workload(name)
+            lengths, cum = w.lengths_tokens, w.cum_fraction
+            mean = float(sum((lengths[i] + lengths[i - 1]) / 2 * (cum[i] - cum[i - 1]) for i in range(1, len(cum))))
+            print(f"{name:<14} {len(cum) - 1} knots, up to {int(lengths[-1])} tokens, mean {mean:,.0f} tokens")
+        print("sources: sweep/data/workloads/PROVENANCE.md")
+    return 0
+
+
+def cmd_model_import(args) -> int:
+    from sweep._api import user_catalog_files
+    from sweep._catalog_io import read_toml
+    from sweep._models import import_hf_config, model_toml
+
+    entry = import_hf_config(args.config, name=args.name)
+    target = Path(args.catalog) if args.catalog else Path(os.environ.get("SWEEP_HOME", Path.home() / ".sweep")) / "models.toml"
+    if target.exists() and entry.name in read_toml(target).get("models", {}):
+        raise SweepInputError(f"{target}: models.{entry.name}: already in this catalog; choose another --name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = target.read_text() if target.exists() else "# sweep user model catalog (sweep model import)\n"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text.rstrip("\n") + "\n\n" + model_toml(entry))
+    os.replace(tmp, target)
+    where = "the user catalog" if target.as_posix() in user_catalog_files("models") else "a catalog file"
+    print(f"added model {entry.name!r} to {where} {target}")
+    if where == "a catalog file":
+        print(f'use it in a grid with model_catalogs = ["{target}"]')
     return 0
 
 
@@ -134,8 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.set_defaults(func=cmd_reproduce)
 
     p_list = sub.add_parser("list", help="list catalog entries with provenance")
-    p_list.add_argument("what", choices=["profiles"], help="what to list")
+    p_list.add_argument("what", choices=["profiles", "gpus", "models", "workloads"], help="what to list")
     p_list.set_defaults(func=cmd_list)
+
+    p_model = sub.add_parser("model", help="manage the model catalog")
+    model_sub = p_model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    p_import = model_sub.add_parser(
+        "import", help="add a model from a local Hugging Face config.json (no network)",
+        description="Read a local config.json and add the architecture to the user model catalog "
+        "($SWEEP_HOME/models.toml, default ~/.sweep/models.toml), which every grid reads; or to --catalog FILE, "
+        "which a grid names in model_catalogs.")
+    p_import.add_argument("config", help="path to config.json")
+    p_import.add_argument("--name", help="model id to use (default: derived from the config)")
+    p_import.add_argument("--catalog", help="catalog TOML file to add to (default: the user catalog)")
+    p_import.set_defaults(func=cmd_model_import)
     return parser
 
 

@@ -116,3 +116,27 @@ def test_help_and_console_script():
     assert res.returncode == 0 and "--elasticities" in res.stdout and "NetCDF" in res.stdout
     res = subprocess.run([sys.executable, "-m", "sweep", "frobnicate"], capture_output=True, text=True)
     assert res.returncode == 2
+
+
+@pytest.mark.parametrize("what, expect", [("gpus", "H100  (aliases"), ("models", "qwen3-235b-a22b"),
+                                          ("workloads", "azure"), ("profiles", "B200 / llama-3.1-70b")])
+def test_list_catalogs(capsys, what, expect):
+    assert main(["list", what]) == 0
+    assert expect in capsys.readouterr().out
+
+
+def test_model_import_adds_to_user_catalog_and_grids_see_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SWEEP_HOME", str(tmp_path / "home"))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "num_hidden_layers": 16, "vocab_size": 128256, "tie_word_embeddings": True, "head_dim": 64}))
+    assert main(["model", "import", str(config), "--name", "tiny-llama"]) == 0
+    assert (tmp_path / "home" / "models.toml").exists()
+    assert main(["model", "import", str(config), "--name", "tiny-llama"]) == 2  # no silent duplicate
+    assert "already in this catalog" in capsys.readouterr().err
+    import sweep
+
+    ds = sweep.run({"profile": "roofline", "axes": {"gpu": ["H100"], "model": ["tiny-llama"], "context": [8192]}})
+    assert int(ds.max_concurrency.squeeze()) > 0
+    assert main(["model", "import", str(tmp_path / "missing.json")]) == 2
