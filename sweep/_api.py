@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -96,7 +97,7 @@ def calibrated_table(spec: _grid.GridSpec) -> ProfileTable:
     return ProfileTable(
         categorical={"gpu": list(spec.axes["gpu"]), "model": list(spec.axes["model"])},
         theta=table._asdict(),
-        derive=lambda theta: Profile(**theta),
+        derive=CalibratedDerive(),
         elasticity_params=CONTINUOUS_FIELDS,
         uncertainty={k: np.array([_unc(e.provenance.get(k)) for e in entries]) for k in CONTINUOUS_FIELDS},
         provenance={f"{e.gpu}/{e.model}": {k: vars(p) for k, p in e.provenance.items()} for e in entries},
@@ -166,21 +167,12 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
     if any(set(r) != set(keys) for r in rows):
         raise SweepInputError(f"{where}: serving keys differ between profiles; give each key for all or none")
     theta = {k: np.array([r[k] for r in rows]) for k in keys}
-    convention = spec.convention
-
-    def derive(th):
-        split = {"gpu": {}, "model": {}, "serving": {}}
-        for k, v in th.items():
-            group, name = k.split(".", 1)
-            split[group][name] = v
-        return _derive.derive_profile(split["gpu"], split["model"], split["serving"], convention=convention)
-
     elastic = tuple(k for k in (f"gpu.{n}" for n in ROOFLINE_ELASTICITY) if k in theta) + tuple(
         k for k in (f"serving.{n}" for n in ROOFLINE_ELASTICITY) if k in theta)
     return ProfileTable(
         categorical={n: list(spec.axes[n]) for n in names},
         theta=theta,
-        derive=derive,
+        derive=RooflineDerive(spec.convention),
         elasticity_params=elastic,
         uncertainty={k: np.array([u.get(k, 0.0) for u in unc]) for k in elastic},
         provenance=provenance,
@@ -191,53 +183,95 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
 # Models evaluated by the engine
 
 
-def instance_model(convention: str) -> Model:
-    outputs = {k: (None, ()) for k in INSTANCE_OUTPUTS}
-    outputs["bound"] = (np.int8, ())
-    if convention == "physical":
-        outputs["instance_power"] = (None, ())
+@dataclass(frozen=True)
+class CalibratedDerive:
+    """θ = the Profile fields themselves."""
 
-    def fn(profile, value, relaxed):
+    def __call__(self, theta):
+        return Profile(**theta)
+
+
+@dataclass(frozen=True)
+class RooflineDerive:
+    """θ = {"gpu.*", "model.*", "serving.*"} arrays -> `sweep._derive.derive_profile`."""
+
+    convention: str
+
+    def __call__(self, theta):
+        from sweep import _derive
+
+        split = {"gpu": {}, "model": {}, "serving": {}}
+        for k, v in theta.items():
+            group, name = k.split(".", 1)
+            split[group][name] = v
+        return _derive.derive_profile(split["gpu"], split["model"], split["serving"], convention=self.convention)
+
+
+@dataclass(frozen=True)
+class InstanceModel(Model):
+    """Single-instance metrics (sweep._efficiency.evaluate) on (profile, context, batch, …)."""
+
+    convention: str
+
+    @property
+    def outputs(self):
+        outputs = {k: (None, ()) for k in INSTANCE_OUTPUTS}
+        outputs["bound"] = (np.int8, ())
+        if self.convention == "physical":
+            outputs["instance_power"] = (None, ())
+        return outputs
+
+    target = "tokens_per_watt"
+
+    def __call__(self, profile, value, relaxed, extras):
         out = evaluate(profile, value("context"), value("batch"), value("mean_length_fraction"), value("load"),
-                       convention=convention, relaxed=relaxed)
+                       convention=self.convention, relaxed=relaxed)
         out["bound"] = out.pop("compute_bound")
         return out
 
-    return Model(fn, outputs, target="tokens_per_watt")
 
-
-def context_model() -> Model:
+@dataclass(frozen=True)
+class ContextModel(Model):
     """n_max and feasibility: they depend on (profile, context) only."""
-    from sweep._concurrency import max_concurrency
 
-    def fn(profile, value, relaxed):
+    outputs = {"max_concurrency": (np.int64, ()), "feasible": (np.int8, ())}
+    target = "max_concurrency"
+
+    def __call__(self, profile, value, relaxed, extras):
+        from sweep._concurrency import max_concurrency
+
         n_max = max_concurrency(profile, value("context"), relaxed=relaxed)
         return {"max_concurrency": n_max, "feasible": (n_max >= 1).astype(jnp.int8)}
 
-    return Model(fn, {"max_concurrency": (np.int64, ()), "feasible": (np.int8, ())}, target="max_concurrency")
 
+@dataclass(frozen=True)
+class FleetModel(Model):
+    """Fleet metrics (sweep._fleet.fleet_metrics); extras = stacked workload (lengths, cum)."""
 
-def fleet_model(spec: _grid.GridSpec, workloads) -> Model:
-    from sweep._fleet import fleet_metrics
-    from sweep._workload import Workload
+    convention: str
 
-    lengths = "planner" if spec.convention == "paper" else "exact"
-    table = (jnp.asarray(workloads.lengths_tokens), jnp.asarray(workloads.cum_fraction))
+    @property
+    def outputs(self):
+        outputs = {v: (None, ()) for v in FLEET_OUTPUTS.values()}
+        outputs.update({v: (None, (2,)) for v in POOL_OUTPUTS.values()})
+        return outputs
 
-    def fn(profile, value, relaxed):
+    target = "fleet_tokens_per_watt"
+
+    def __call__(self, profile, value, relaxed, extras):
+        from sweep._fleet import fleet_metrics
+        from sweep._workload import Workload
+
         index = value("workload").astype(jnp.int32)
-        workload = Workload(table[0][index], table[1][index])
+        workload = Workload(extras[0][index], extras[1][index])
+        lengths = "planner" if self.convention == "paper" else "exact"
         out = fleet_metrics(profile, workload, value("arrival_rate"), value("topology").astype(jnp.int32),
                             value("b_short"), value("gamma"), value("long_context"), value("ttft_p99_s"),
-                            value("rho_max"), value("output_share"), convention=spec.convention,
+                            value("rho_max"), value("output_share"), convention=self.convention,
                             relaxed=relaxed, lengths=lengths)
         renamed = {FLEET_OUTPUTS[k]: out[k] for k in FLEET_OUTPUTS}
         renamed.update({POOL_OUTPUTS[k]: out[k] for k in POOL_OUTPUTS})
         return renamed
-
-    outputs = {v: (None, ()) for v in FLEET_OUTPUTS.values()}
-    outputs.update({v: (None, (2,)) for v in POOL_OUTPUTS.values()})
-    return Model(fn, outputs, target="fleet_tokens_per_watt")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,9 +296,9 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
     extra_attrs = {}
     if spec.mode == "instance":
         axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
-        results = run_grid(table, axes, point_params, instance_model(spec.convention),
+        results = run_grid(table, axes, point_params, InstanceModel(spec.convention),
                            elasticities=spec.elasticities, **options)
-        per_context = run_grid(table, {"context": axes["context"]}, {}, context_model(), dtype=spec.dtype,
+        per_context = run_grid(table, {"context": axes["context"]}, {}, ContextModel(), dtype=spec.dtype,
                                chunk_points=spec.chunk_points)
         results.update(per_context)
         if spec.elasticities:  # the relaxed model has no n_max = 0: report only where a sequence fits
@@ -284,8 +318,10 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
                 raise SweepInputError(f"{spec.where}: axes.workload: {exc}") from None
         codes = {"workload": np.arange(len(loaded)), "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]])}
         axes = {n: codes[n] if n in codes else np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
-        results = run_grid(table, axes, point_params, fleet_model(spec, stack_workloads(loaded)),
-                           elasticities=spec.elasticities, **options)
+        stacked = stack_workloads(loaded)
+        results = run_grid(table, axes, point_params, FleetModel(spec.convention),
+                           elasticities=spec.elasticities, extras=(np.asarray(stacked.lengths_tokens),
+                                                                   np.asarray(stacked.cum_fraction)), **options)
         extra_attrs["fleet_lengths"] = (
             "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
             "compressed requests' output tokens)" if spec.convention == "paper" else

@@ -165,6 +165,38 @@ def cmd_model_import(args) -> int:
     return 0
 
 
+def cmd_optimize(args) -> int:
+    from sweep._api import as_spec, run
+    from sweep._dataset import write_netcdf
+    from sweep._optimize import optimize, refine
+
+    command = "sweep " + " ".join(shlex.quote(a) for a in args.argv)
+    spec = as_spec(args.grid)
+    if spec.mode != "fleet":
+        raise SweepInputError(f"{args.grid}: topology: sweep optimize needs a fleet grid (one with a topology axis)")
+    ds = run(spec, progress=_progress_printer(sys.stderr), command=command)
+    best = refine(spec, ds) if args.refine else optimize(ds)
+    flat = best.stack(group=[d for d in best.best_fleet_tokens_per_watt.dims]) if best.best_fleet_tokens_per_watt.dims \
+        else best.expand_dims("group")
+    print(f"best split per setup ({spec.convention} convention, P99 TTFT <= target; gain = best / homogeneous)")
+    header = f"{'setup':<44}{'topology':>12}{'b_short':>9}{'gamma':>7}{'tok/W':>10}{'homog.':>10}{'gain':>7}"
+    print(header + ("   refined: b_short  gamma   tok/W   gain" if args.refine else ""))
+    for i in range(flat.sizes["group"]):
+        row = flat.isel(group=i)
+        label = " / ".join(str(row[d].values) for d in best.best_fleet_tokens_per_watt.dims)
+        line = (f"{label:<44}{str(row.best_topology.values):>12}{float(row.best_b_short):>9.0f}"
+                f"{float(row.best_gamma):>7.2f}{float(row.best_fleet_tokens_per_watt):>10.4g}"
+                f"{float(row.homogeneous_fleet_tokens_per_watt):>10.4g}{float(row.gain_over_homogeneous):>7.2f}")
+        if args.refine:
+            line += (f"   {float(row.refined_b_short):>15.0f}{float(row.refined_gamma):>7.2f}"
+                     f"{float(row.refined_fleet_tokens_per_watt):>8.4g}{float(row.refined_gain_over_homogeneous):>7.2f}")
+        print(line)
+    if args.output:
+        write_netcdf(best, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from sweep._reproduce import reproduce
 
@@ -198,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--grids", default="grids", help="folder with the paper grid files (default: grids)")
     p_rep.add_argument("-o", "--output", default="outputs/paper", help="output folder (default: outputs/paper)")
     p_rep.set_defaults(func=cmd_reproduce)
+
+    p_opt = sub.add_parser(
+        "optimize", help="best routing split (topology, b_short, gamma) of a fleet grid",
+        description="Evaluate a fleet grid and report, per (gpu, model, workload, ...), the topology, b_short "
+        "and gamma that maximise fleet tokens per watt subject to the P99 TTFT target, and the gain over a "
+        "homogeneous fleet. --refine adds a gradient-refined split over continuous (b_short, gamma), "
+        "confirmed with the exact model (see sweep._optimize).")
+    p_opt.add_argument("grid", help="fleet grid file (TOML) with b_short and/or gamma axes")
+    p_opt.add_argument("-o", "--output", help="NetCDF file for the optimum per setup")
+    p_opt.add_argument("--refine", action="store_true", help="gradient refinement on the continuous relaxation")
+    p_opt.set_defaults(func=cmd_optimize)
 
     p_list = sub.add_parser("list", help="list catalog entries with provenance")
     p_list.add_argument("what", choices=["profiles", "gpus", "models", "workloads"], help="what to list")

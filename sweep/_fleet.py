@@ -22,7 +22,10 @@ the clipped lengths); `lengths="planner"` reproduces two fleet-sim conventions t
 Table 3 carries (see `pool_statistics`): the long pool's first CDF segment spread from 0, and
 output tokens of compressed requests counted at their original length.
 
-`relaxed=True` is a continuous relaxation for gradients: no ceil/int anywhere (N_rate =
+`relaxed=True` is a continuous relaxation for gradients: no ceil/int on n_max, instance counts or
+the power curve (the prefill chunk count ceil(L_in/chunk) is part of the service-time model and
+stays: its expectation over a length segment is smooth, but the point mass of requests clipped
+to a window jumps slightly where the window crosses a multiple of chunk/(1 − f)) (N_rate =
 max(λ/μ + 1, λ/(μ·ρ_max)), continuous n_max, power at n_act itself, Erlang C at real c through
 the incomplete gamma function). The SLO growth is the real root N* of
 h(N) = log(C(N·n_max)/0.01) − 2·t_SLO·(N·n_max·μ_s − λ)/(1 + cv²) (h ≤ 0 ⇔ P99 wait ≤ t_SLO),
@@ -54,6 +57,7 @@ def _gallop_then_bisect(h, start, *, integer: bool, max_doublings: int = 64, max
     Whole-array while loops: points already satisfied stop moving; vmap/jit-safe.
     """
     start = jax.lax.stop_gradient(start)
+    start = jnp.broadcast_to(start, jnp.broadcast_shapes(jnp.shape(start), jnp.shape(h(start))))
     ok = h(start) <= 0
     lo = jnp.where(ok, start - 1.0 if integer else start, start)
     step = jnp.ones_like(start) if integer else jnp.maximum(1.0, 0.5 * start)
@@ -147,6 +151,7 @@ def fleet_metrics(
     lam_total = lam_total[..., None]
     target_s = target_s[..., None]
     rho_max = rho_max[..., None]
+    output_share = jnp.asarray(output_share, dtype=dtype)[..., None]
 
     n_max = max_concurrency(p, window, relaxed=relaxed)
     iter_base_s = memory_time_s(p, n_max, 0.0)

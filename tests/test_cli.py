@@ -140,3 +140,23 @@ def test_model_import_adds_to_user_catalog_and_grids_see_it(tmp_path, monkeypatc
     ds = sweep.run({"profile": "roofline", "axes": {"gpu": ["H100"], "model": ["tiny-llama"], "context": [8192]}})
     assert int(ds.max_concurrency.squeeze()) > 0
     assert main(["model", "import", str(tmp_path / "missing.json")]) == 2
+
+
+def test_optimize_command(tmp_path, capsys):
+    grid = write(tmp_path, """
+convention = "paper"
+[axes]
+gpu = ["H100"]
+model = ["llama-3.1-70b"]
+workload = ["azure"]
+topology = ["homogeneous", "pool", "fleetopt"]
+b_short = [2048, 4096]
+""")
+    out = tmp_path / "best.nc"
+    assert main(["optimize", str(grid), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "H100 / llama-3.1-70b / azure" in printed and "fleetopt" in printed
+    best = xr.open_dataset(out)
+    assert float(best.gain_over_homogeneous.squeeze()) > 2
+    assert main(["optimize", str(write(tmp_path, GOOD, "instance.toml"))]) == 2
+    assert "needs a fleet grid" in capsys.readouterr().err
