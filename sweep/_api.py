@@ -187,7 +187,7 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
 class CalibratedDerive:
     """θ = the Profile fields themselves."""
 
-    def __call__(self, theta):
+    def __call__(self, theta, relaxed=False):
         return Profile(**theta)
 
 
@@ -197,14 +197,15 @@ class RooflineDerive:
 
     convention: str
 
-    def __call__(self, theta):
+    def __call__(self, theta, relaxed=False):
         from sweep import _derive
 
         split = {"gpu": {}, "model": {}, "serving": {}}
         for k, v in theta.items():
             group, name = k.split(".", 1)
             split[group][name] = v
-        return _derive.derive_profile(split["gpu"], split["model"], split["serving"], convention=self.convention)
+        return _derive.derive_profile(split["gpu"], split["model"], split["serving"], convention=self.convention,
+                                      relaxed=relaxed)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class ProfileTable:
 
     categorical: dict  # axis name -> list of labels, in dim order; K = product of lengths
     theta: dict  # parameter name -> np.ndarray of shape (K,), C order over `categorical`
-    derive: Callable[[dict], Profile]  # hashable, pure JAX: θ (broadcastable arrays) -> Profile
+    derive: Callable  # hashable, pure JAX: derive(θ arrays, relaxed) -> Profile
     elasticity_params: tuple  # θ keys that get elasticities
     uncertainty: dict = field(default_factory=dict)  # θ key -> (K,) relative half-width (projected values)
     provenance: dict = field(default_factory=dict)  # free-form, recorded in the output
@@ -99,7 +99,7 @@ class Plan:
 
 def _evaluate(model, derive, names, theta, axis_values, params, extras, relaxed):
     ndim = 1 + len(names)
-    profile = derive({k: _reshape_for(v, 0, ndim) for k, v in theta.items()})
+    profile = derive({k: _reshape_for(v, 0, ndim) for k, v in theta.items()}, relaxed)
     by_name = {n: _reshape_for(axis_values[i], 1 + i, ndim) for i, n in enumerate(names)}
     return model(profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras)
 

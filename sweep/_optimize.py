@@ -237,7 +237,7 @@ def _metrics(data, topology, b_short, gamma, *, derive, convention, lengths, rel
     from sweep._workload import Workload
 
     def one(theta, w_lengths, w_fraction, params, topo, b, g):
-        return fleet_metrics(derive(theta), Workload(w_lengths, w_fraction), params["arrival_rate"], topo, b, g,
+        return fleet_metrics(derive(theta, relaxed), Workload(w_lengths, w_fraction), params["arrival_rate"], topo, b, g,
                              params["long_context"], params["ttft_p99_s"], params["rho_max"], params["output_share"],
                              convention=convention, relaxed=relaxed, lengths=lengths)
 
