@@ -106,7 +106,7 @@ def bench_sweep(args):
     import sweep
 
     contexts, batches = grid_axes(args.contexts, args.batches)
-    spec = {"axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": contexts.tolist(),
+    spec = {"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": contexts.tolist(),
                      "batch": batches.tolist()}, "chunk_points": args.chunk_points}
     times = []
     for _ in range(args.repeat):
@@ -114,11 +114,45 @@ def bench_sweep(args):
         ds = sweep.run(spec)
         times.append(time.perf_counter() - t)
         points = int(ds.tokens_per_watt.size)
+        out_bytes = sum(v.nbytes for v in ds.data_vars.values())
         del ds
-    return {"points": points, "seconds": min(times), "first_s": times[0]}
+    return {"points": points, "seconds": min(times), "first_s": times[0], "bytes_per_point": out_bytes / points}
 
 
-METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep}
+def bench_kernel(args):
+    """The compiled kernel alone on one block (outputs stay in XLA's reused buffers): the part of
+    sweep.run that is not allocating, touching and copying the grid-sized output arrays."""
+    import jax
+
+    import sweep
+    from sweep import _engine
+    from sweep._api import CalibratedDerive, InstanceModel, calibrated_table
+    from sweep._grid import parse
+
+    contexts, batches = grid_axes(args.contexts, args.batches)
+    rows = max(1, args.chunk_points // batches.size)
+    spec = parse({"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"],
+                                                  "context": [1024], "batch": [1]}})
+    theta = {k: np.asarray(v) for k, v in calibrated_table(spec).theta.items()}
+    call = (theta, (contexts[:rows].astype(np.float64), batches.astype(np.float64)),
+            {"mean_length_fraction": np.asarray(0.5), "load": np.asarray(1.0)}, ())
+    model = InstanceModel("paper")
+    static = dict(model=model, derive=CalibratedDerive(), names=("context", "batch"))
+
+    def once():
+        pre = _engine._kernel(call[0], call[1][:1], *call[2:], model=model.pre, derive=static["derive"],
+                              names=("context",))
+        return jax.block_until_ready(_engine._kernel(*call, pre, **static))
+
+    once()
+    t = time.perf_counter()
+    for _ in range(20):
+        once()
+    assert sweep
+    return {"points": 20 * 2 * rows * batches.size, "seconds": time.perf_counter() - t}
+
+
+METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep, "kernel": bench_kernel}
 
 
 def main():
@@ -127,7 +161,7 @@ def main():
     parser.add_argument("--batches", type=int, default=5000, help="batch values 1..N (default 5000)")
     parser.add_argument("--python-points", type=int, default=100_000, help="sample for the Python loop")
     parser.add_argument("--repeat", type=int, default=3, help="runs of numpy and sweep; best is reported")
-    parser.add_argument("--chunk-points", type=int, default=1 << 22, help="sweep chunk size (points)")
+    parser.add_argument("--chunk-points", type=int, default=1 << 20, help="sweep chunk size (points)")
     parser.add_argument("--method", choices=sorted(METHODS), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -138,7 +172,7 @@ def main():
         return
 
     results = {}
-    for method in ("python", "numpy", "sweep"):
+    for method in ("python", "numpy", "sweep", "kernel"):
         cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -155,6 +189,7 @@ def main():
         ("(c) sweep.run", rate["sweep"], results["sweep"]["seconds"], results["sweep"]["peak_rss_mb"]),
         ("    first run (with compilation)", n_sweep / results["sweep"]["first_s"], results["sweep"]["first_s"],
          float("nan")),
+        ("    compiled kernel alone", rate["kernel"], n_sweep / rate["kernel"], float("nan")),
     ]
     for name, r, t, mem in rows:
         mem_s = f"{mem:,.0f} MB" if mem == mem else ""
@@ -163,6 +198,9 @@ def main():
     numpy_compute = results["numpy"]["points"] / results["numpy"]["compute_s"]
     print(f"sweep / NumPy: {rate['sweep'] / rate['numpy']:.1f}× (vs NumPy compute only: "
           f"{rate['sweep'] / numpy_compute:.1f}×); sweep / Python loop: {rate['sweep'] / rate['python']:,.0f}×")
+    print(f"kernel alone / NumPy compute only: {rate['kernel'] / numpy_compute:.1f}×; "
+          f"output bytes per point: {results['sweep'].get('bytes_per_point', 0):.0f} "
+          f"(the grid's outputs alone need {n_sweep * results['sweep'].get('bytes_per_point', 0) / 1e9:.2f} GB)")
 
 
 if __name__ == "__main__":

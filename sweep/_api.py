@@ -224,9 +224,14 @@ class InstanceModel(Model):
 
     target = "tokens_per_watt"
 
-    def __call__(self, profile, value, relaxed, extras):
+    @property
+    def pre(self):
+        return ContextModel()
+
+    def __call__(self, profile, value, relaxed, extras, pre):
+        n_max = pre["max_concurrency"].astype(profile.kv_blocks.dtype) if pre else None
         out = evaluate(profile, value("context"), value("batch"), value("mean_length_fraction"), value("load"),
-                       convention=self.convention, relaxed=relaxed)
+                       convention=self.convention, relaxed=relaxed, n_max=n_max)
         out["bound"] = out.pop("compute_bound")
         return out
 
@@ -238,7 +243,7 @@ class ContextModel(Model):
     outputs = {"max_concurrency": (np.int64, ()), "feasible": (np.int8, ())}
     target = "max_concurrency"
 
-    def __call__(self, profile, value, relaxed, extras):
+    def __call__(self, profile, value, relaxed, extras, pre):
         from sweep._concurrency import max_concurrency
 
         n_max = max_concurrency(profile, value("context"), relaxed=relaxed)
@@ -259,7 +264,7 @@ class FleetModel(Model):
 
     target = "fleet_tokens_per_watt"
 
-    def __call__(self, profile, value, relaxed, extras):
+    def __call__(self, profile, value, relaxed, extras, pre):
         from sweep._fleet import fleet_metrics
         from sweep._workload import Workload
 

@@ -31,11 +31,18 @@ def evaluate(
     *,
     convention: str = "paper",
     relaxed: bool = False,
+    n_max=None,
 ) -> dict:
-    """All single-instance metrics at every broadcast point; see module docstring."""
+    """All single-instance metrics at every broadcast point; see module docstring.
+
+    `n_max` may be passed in when already computed (the engine computes it on the small
+    (profile, context) sub-grid in a separate call, so its integer divisions are not repeated
+    in every per-point loop); it must equal `max_concurrency(profile, context_tokens)`.
+    """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    n_max = max_concurrency(profile, context_tokens, relaxed=relaxed)
+    if n_max is None:
+        n_max = max_concurrency(profile, context_tokens, relaxed=relaxed)
     n_at_load = _intmath.floor(load * n_max, relaxed=relaxed)
 
     def by_concurrency(f):

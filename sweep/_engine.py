@@ -44,7 +44,11 @@ class Model:
     """What the kernel evaluates: `model(profile, value, relaxed, extras) -> {name: array}`.
 
     `value(name)` returns the named axis (broadcast to its grid dimension) or scalar parameter;
-    `extras` are arrays the model needs (e.g. workload tables), passed traced. `outputs` maps
+    `extras` are arrays the model needs (e.g. workload tables), passed traced. A model may name a
+    `pre` model evaluated first, in its own compiled call, on the (profile, first axis) sub-grid;
+    its outputs reach the model as `pre` (a dict; empty in the relaxed elasticity pass).
+    Computing small sub-grid quantities apart keeps XLA from fusing (and so repeating) them in
+    every per-point loop. `outputs` maps
     each output to (dtype or None for the grid's float dtype, trailing shape); `target` is the
     output whose elasticities are reported. Subclasses are frozen dataclasses: hashable by value,
     so a compiled kernel is reused by every grid of the same structure.
@@ -52,8 +56,9 @@ class Model:
 
     outputs: dict = {}
     target: str = ""
+    pre = None
 
-    def __call__(self, profile, value, relaxed, extras):  # pragma: no cover - interface
+    def __call__(self, profile, value, relaxed, extras, pre):  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -97,11 +102,13 @@ class Plan:
         return math.prod(self.dims[: self.split]) * math.ceil(self.dims[self.split] / self.block)
 
 
-def _evaluate(model, derive, names, theta, axis_values, params, extras, relaxed):
+def _evaluate(model, derive, names, theta, axis_values, params, extras, relaxed, pre=None):
     ndim = 1 + len(names)
     profile = derive({k: _reshape_for(v, 0, ndim) for k, v in theta.items()}, relaxed)
     by_name = {n: _reshape_for(axis_values[i], 1 + i, ndim) for i, n in enumerate(names)}
-    return model(profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras)
+    # outputs of the model's `pre` pass live on the (profile, first axis) sub-grid
+    pre = {k: jnp.reshape(v, v.shape + (1,) * (ndim - v.ndim)) for k, v in (pre or {}).items()}
+    return model(profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras, pre)
 
 
 def _block_shape(theta, axis_values):
@@ -109,8 +116,8 @@ def _block_shape(theta, axis_values):
 
 
 @partial(jax.jit, static_argnames=("model", "derive", "names"))
-def _kernel(theta, axis_values, params, extras, *, model, derive, names):
-    out = _evaluate(model, derive, names, theta, axis_values, params, extras, False)
+def _kernel(theta, axis_values, params, extras, pre=None, *, model, derive, names):
+    out = _evaluate(model, derive, names, theta, axis_values, params, extras, False, pre)
     shape = _block_shape(theta, axis_values)
     return {k: jnp.broadcast_to(out[k], shape + model.outputs[k][1]) for k in model.outputs}
 
@@ -163,17 +170,35 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
 
     plan = Plan.make(dims, chunk_points)
     start_time = time.perf_counter()
-    for i, (idx, where, valid) in enumerate(plan.blocks()):
+
+    def dispatch(idx):  # asynchronous: XLA computes while the previous block is copied out
         theta_b = {k: v[idx[0]] for k, v in theta_np.items()}
         axis_b = tuple(axes_np[n][idx[1 + j]] for j, n in enumerate(names))
-        block = _kernel(theta_b, axis_b, params_c, extras, **static)
+        pre = None
+        if model.pre is not None:
+            pre = _kernel(theta_b, axis_b[:1], params_c, extras, model=model.pre, derive=table.derive, names=names[:1])
+        block = _kernel(theta_b, axis_b, params_c, extras, pre, **static)
+        if elasticities:
+            block["elasticity"] = _elasticity_kernel(theta_b, axis_b, params_c, extras,
+                                                     keys=tuple(table.elasticity_params), **static)
+        return block
+
+    def store(block, where, valid):
         trim = (slice(None),) * plan.split + (slice(0, valid),)
         for k in model.outputs:
             results[k][where] = np.asarray(block[k])[trim]
         if elasticities:
-            e = np.asarray(_elasticity_kernel(theta_b, axis_b, params_c, extras, keys=tuple(table.elasticity_params),
-                                              **static))
-            results["elasticity"][(slice(None),) + where] = e[(slice(None),) + trim]
+            results["elasticity"][(slice(None),) + where] = np.asarray(block["elasticity"])[(slice(None),) + trim]
+
+    pending = None
+    for i, (idx, where, valid) in enumerate(plan.blocks()):
+        block = dispatch(idx)
+        if pending is not None:
+            store(*pending)
+        pending = (block, where, valid)
         if progress is not None:
-            progress(i + 1, plan.n_blocks, time.perf_counter() - start_time)
+            progress(i, plan.n_blocks, time.perf_counter() - start_time)
+    store(*pending)
+    if progress is not None:
+        progress(plan.n_blocks, plan.n_blocks, time.perf_counter() - start_time)
     return results
