@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sweep._profile import Profile
 
 
 @dataclass
