@@ -46,26 +46,29 @@ def _progress_printer(stream):
 
 
 def summary(ds, elapsed_s: float) -> str:
-    """A short text summary: size, speed and tokens/W over context per (gpu, model)."""
-    points = int(np.prod([ds.sizes[d] for d in ds.tokens_per_watt.dims]))
+    """A short text summary: size, speed and tokens/W per setup (rows) over context or topology."""
+    fleet = "fleet_tokens_per_watt" in ds
+    target = ds["fleet_tokens_per_watt" if fleet else "tokens_per_watt"]
+    column = "topology" if fleet else "context"
+    row_dims = ["gpu", "model"] + (["workload"] if fleet else [])
+    points = int(np.prod([ds.sizes[d] for d in target.dims]))
     lines = [
         f"{points:,} points in {elapsed_s:.2f} s ({points / max(elapsed_s, 1e-9):,.0f} points/s); "
-        f"convention {ds.attrs.get('convention')}; dims "
-        + ", ".join(f"{d}={n}" for d, n in ds.sizes.items())
+        f"convention {ds.attrs.get('convention')}; dims " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items())
     ]
-    tpw = ds.tokens_per_watt
-    extra = {d: 0 for d in tpw.dims if d not in ("gpu", "model", "context")}
-    sel = tpw.isel(extra)
-    label = ", ".join(f"{d}={ds[d].values[0]}" for d in extra if d in ds.coords)
-    contexts = ds.context.values[:10]
-    header = f"{'tokens/W (' + label + ')':<34}" + "".join(f"{c:>9d}" for c in contexts)
-    lines.append(header)
-    rows = [(g, m) for g in ds.gpu.values for m in ds.model.values]
-    for g, m in rows[:12]:
-        vals = sel.sel(gpu=g, model=m).values[: len(contexts)]
-        lines.append(f"{g + ' / ' + m:<34}" + "".join(f"{v:>9.4g}" for v in vals))
-    if len(rows) > 12:
-        lines.append(f"... {len(rows) - 12} more (gpu, model) rows")
+    others = [d for d in target.dims if d not in row_dims + [column]]
+    sel = target.isel({d: 0 for d in others})
+    label = ", ".join(f"{d}={ds[d].values[0]}" for d in others)
+    columns = ds[column].values[:10]
+    name = "fleet tokens/W" if fleet else "tokens/W"
+    lines.append(f"{name + (' (' + label + ')' if label else ''):<44}" + "".join(f"{str(c):>12}" for c in columns))
+    rows = sel.stack(row=row_dims).transpose("row", column)
+    for i in range(min(rows.sizes["row"], 12)):
+        r = rows.isel(row=i)
+        title = " / ".join(str(r[d].values) for d in row_dims)
+        lines.append(f"{title:<44}" + "".join(f"{v:>12.4g}" for v in r.values[: len(columns)]))
+    if rows.sizes["row"] > 12:
+        lines.append(f"... {rows.sizes['row'] - 12} more rows")
     return "\n".join(lines)
 
 

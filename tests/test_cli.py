@@ -159,3 +159,11 @@ b_short = [2048, 4096]
     assert float(best.gain_over_homogeneous.squeeze()) > 2
     assert main(["optimize", str(write(tmp_path, GOOD, "instance.toml"))]) == 2
     assert "needs a fleet grid" in capsys.readouterr().err
+
+
+def test_run_fleet_grid_prints_topology_summary(capsys):
+    grid = ROOT / "grids" / "table3.toml"
+    assert main(["run", str(grid), "-q"]) == 0
+    assert main(["run", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "fleet tokens/W" in out and "fleetopt" in out and "H100 / llama-3.1-70b / azure" in out

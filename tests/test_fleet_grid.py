@@ -197,3 +197,41 @@ def test_physical_fleet_power_is_tp_times_paper():
         paper.instances > 0)
     np.testing.assert_allclose((physical.pool_power / paper.pool_power).values[pool_same.values], tp, rtol=1e-12)
     assert physical.attrs["convention"] == "physical" and paper.attrs["convention"] == "paper"
+
+
+def test_roofline_fleet_elasticities_match_finite_differences():
+    """Fleet tokens/W elasticities w.r.t. hardware specs (roofline profile, physical convention)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    import sweep
+    from sweep._api import as_spec, roofline_table
+    from sweep._fleet import POOL_ROUTING, fleet_metrics
+    from sweep._workload import load_workload
+
+    spec_dict = {"convention": "physical", "profile": "roofline", "tp": 8, "elasticities": True,
+                 "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["pool"]}}
+    ds = sweep.run(spec_dict)
+    table = roofline_table(as_spec(spec_dict))
+    workload = load_workload("azure")
+
+    def relaxed(theta):
+        profile = table.derive({k: jnp.asarray(v) for k, v in theta.items()}, True)
+        out = fleet_metrics(profile, workload, 1000.0, POOL_ROUTING, 4096.0, 2.0, 65536.0, 0.5, 0.85, 0.2,
+                            convention="physical", relaxed=True)
+        return float(np.asarray(out["fleet_tokens_per_watt"]).squeeze())
+
+    base = relaxed(table.theta)
+    checked = 0
+    for key in ("gpu.hbm_bandwidth_bytes_per_s", "gpu.memory_bytes", "gpu.tdp_w", "gpu.fp16_flops"):
+        h = 1e-6
+        up = relaxed({**table.theta, key: table.theta[key] * (1 + h)})
+        down = relaxed({**table.theta, key: table.theta[key] * (1 - h)})
+        fd = (up - down) / (2 * h) / base
+        got = float(ds.elasticity.sel(parameter=key.split(".", 1)[1]).squeeze())
+        assert abs(got - fd) <= 1e-5 * max(1.0, abs(fd)), (key, got, fd)
+        checked += 1
+    assert checked == 4
+    # bandwidth and memory matter for a fleet of 70B instances
+    assert float(ds.elasticity.sel(parameter="hbm_bandwidth_bytes_per_s").squeeze()) > 0.1
+    assert float(ds.elasticity.sel(parameter="memory_bytes").squeeze()) > 0.0
