@@ -102,11 +102,11 @@ def bench_numpy(args):
     return best
 
 
-def bench_sweep(args):
+def bench_sweep(args, outputs=None):
     import sweep
 
     contexts, batches = grid_axes(args.contexts, args.batches)
-    spec = {"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": contexts.tolist(),
+    spec = {"convention": "paper", **({"outputs": outputs} if outputs else {}), "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": contexts.tolist(),
                      "batch": batches.tolist()}, "chunk_points": args.chunk_points}
     times = []
     for _ in range(args.repeat):
@@ -152,7 +152,8 @@ def bench_kernel(args):
     return {"points": 20 * 2 * rows * batches.size, "seconds": time.perf_counter() - t}
 
 
-METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep, "kernel": bench_kernel}
+METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep, "kernel": bench_kernel,
+           "sweep1": lambda args: bench_sweep(args, ["tokens_per_watt"])}
 
 
 def main():
@@ -172,7 +173,7 @@ def main():
         return
 
     results = {}
-    for method in ("python", "numpy", "sweep", "kernel"):
+    for method in ("python", "numpy", "sweep", "kernel", "sweep1"):
         cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -190,6 +191,7 @@ def main():
         ("    first run (with compilation)", n_sweep / results["sweep"]["first_s"], results["sweep"]["first_s"],
          float("nan")),
         ("    compiled kernel alone", rate["kernel"], n_sweep / rate["kernel"], float("nan")),
+        ("(c') sweep.run, one output", rate["sweep1"], results["sweep1"]["seconds"], results["sweep1"]["peak_rss_mb"]),
     ]
     for name, r, t, mem in rows:
         mem_s = f"{mem:,.0f} MB" if mem == mem else ""

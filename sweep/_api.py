@@ -298,12 +298,16 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
     table = calibrated_table(spec) if spec.profile == "calibrated" else roofline_table(spec)
     point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
     point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
+    model = InstanceModel(spec.convention) if spec.mode == "instance" else FleetModel(spec.convention)
+    unknown = sorted(set(spec.outputs) - set(model.outputs))
+    if unknown:
+        raise SweepInputError(f"{spec.where}: outputs: unknown output(s) {unknown}; allowed: {', '.join(model.outputs)}")
+    keep = tuple(k for k in model.outputs if k in spec.outputs or k == model.target) if spec.outputs else None
     options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=progress)
     extra_attrs = {}
     if spec.mode == "instance":
         axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
-        results = run_grid(table, axes, point_params, InstanceModel(spec.convention),
-                           elasticities=spec.elasticities, **options)
+        results = run_grid(table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, **options)
         per_context = run_grid(table, {"context": axes["context"]}, {}, ContextModel(), dtype=spec.dtype,
                                chunk_points=spec.chunk_points)
         results.update(per_context)
@@ -325,9 +329,9 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
         codes = {"workload": np.arange(len(loaded)), "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]])}
         axes = {n: codes[n] if n in codes else np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
         stacked = stack_workloads(loaded)
-        results = run_grid(table, axes, point_params, FleetModel(spec.convention),
-                           elasticities=spec.elasticities, extras=(np.asarray(stacked.lengths_tokens),
-                                                                   np.asarray(stacked.cum_fraction)), **options)
+        extras = (np.asarray(stacked.lengths_tokens), np.asarray(stacked.cum_fraction))
+        results = run_grid(table, axes, point_params, model, elasticities=spec.elasticities, keep=keep,
+                           extras=extras, **options)
         extra_attrs["fleet_lengths"] = (
             "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
             "compressed requests' output tokens)" if spec.convention == "paper" else

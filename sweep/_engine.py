@@ -114,11 +114,11 @@ def _block_shape(theta, axis_values):
     return (len(next(iter(theta.values()))),) + tuple(len(a) for a in axis_values)
 
 
-@partial(jax.jit, static_argnames=("model", "derive", "names"))
-def _kernel(theta, axis_values, params, extras, pre=None, *, model, derive, names):
+@partial(jax.jit, static_argnames=("model", "derive", "names", "keep"))
+def _kernel(theta, axis_values, params, extras, pre=None, *, model, derive, names, keep=None):
     out = _evaluate(model, derive, names, theta, axis_values, params, extras, False, pre)
     shape = _block_shape(theta, axis_values)
-    return {k: jnp.broadcast_to(out[k], shape + model.outputs[k][1]) for k in model.outputs}
+    return {k: jnp.broadcast_to(out[k], shape + model.outputs[k][1]) for k in (keep or model.outputs)}
 
 
 @partial(jax.jit, static_argnames=("model", "derive", "names", "keys"))
@@ -148,12 +148,14 @@ def _empty(shape, dtype):
 
 
 def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dtype="float64",
-             chunk_points=1 << 22, elasticities=False, progress=None, extras=()) -> dict:
+             chunk_points=1 << 20, elasticities=False, progress=None, extras=(), keep=None) -> dict:
     """Evaluate `model` on the grid (K, *axes). Returns name -> np.ndarray of shape dims + trailing.
 
     `axes` maps axis names (in dim order) to 1-D numeric arrays; `params` holds the scalar
-    parameters. `progress(done_blocks, n_blocks, elapsed_s)` is called after each block.
+    parameters; `keep` (a tuple of output names, default all) limits what is computed and stored.
+    `progress(done_blocks, n_blocks, elapsed_s)` is called after each block.
     """
+    keep = tuple(keep) if keep else tuple(model.outputs)
     np_dtype = np.dtype(dtype)
     names = tuple(axes)
     dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
@@ -162,7 +164,7 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
     params_c = {k: np.asarray(v, dtype=np_dtype) for k, v in params.items()}
     static = dict(model=model, derive=table.derive, names=names)
 
-    results = {k: _empty(dims + trailing, dt or np_dtype) for k, (dt, trailing) in model.outputs.items()}
+    results = {k: _empty(dims + model.outputs[k][1], model.outputs[k][0] or np_dtype) for k in keep}
     if elasticities:
         trailing = model.outputs[model.target][1]
         results["elasticity"] = _empty((len(table.elasticity_params),) + dims + trailing, np_dtype)
@@ -176,7 +178,7 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
         pre = None
         if model.pre is not None:
             pre = _kernel(theta_b, axis_b[:1], params_c, extras, model=model.pre, derive=table.derive, names=names[:1])
-        block = _kernel(theta_b, axis_b, params_c, extras, pre, **static)
+        block = _kernel(theta_b, axis_b, params_c, extras, pre, keep=keep, **static)
         if elasticities:
             block["elasticity"] = _elasticity_kernel(theta_b, axis_b, params_c, extras,
                                                      keys=tuple(table.elasticity_params), **static)
@@ -184,7 +186,7 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
 
     def store(block, where, valid):
         trim = (slice(None),) * plan.split + (slice(0, valid),)
-        for k in model.outputs:
+        for k in keep:
             results[k][where] = np.asarray(block[k])[trim]
         if elasticities:
             results["elasticity"][(slice(None),) + where] = np.asarray(block["elasticity"])[(slice(None),) + trim]

@@ -73,8 +73,8 @@ ROOFLINE_ONLY = ("tp", "weight_dtype", "kv_dtype", "gpu_memory_utilization", "kv
                  "prefill_chunk_tokens", "moe_dispatch_overhead_s")
 CORE_DIMS = {"instance": ("gpu", "model", "context", "batch"), "fleet": ("gpu", "model", "workload", "topology")}
 REQUIRED = {"instance": ("gpu", "model", "context"), "fleet": ("gpu", "model", "workload", "topology")}
-TOP_KEYS = ("title", "convention", "profile", "elasticities", "uncertainty", "dtype", "chunk_points", "axes",
-            "profiles", "gpus", "models", "gpu_catalogs", "model_catalogs", "model_configs", "power_model")
+TOP_KEYS = ("title", "convention", "profile", "elasticities", "uncertainty", "dtype", "chunk_points", "outputs",
+            "axes", "profiles", "gpus", "models", "gpu_catalogs", "model_catalogs", "model_configs", "power_model")
 
 
 @dataclass
@@ -91,6 +91,7 @@ class GridSpec:
     dtype: str = "float64"
     chunk_points: int = DEFAULT_CHUNK_POINTS
     power_model: str = "tdp_fraction"
+    outputs: tuple = ()  # per-point output variables to compute and store (empty: all)
     profiles: list = field(default_factory=list)  # inline calibrated profile tables
     gpus: dict = field(default_factory=dict)  # inline GPU tables
     models: dict = field(default_factory=dict)  # inline model tables
@@ -297,6 +298,9 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
             _fail(where, key, f"must be tables [{key}.NAME] of specs")
     uncertainty = flag("uncertainty")
+    outputs = spec.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        _fail(where, "outputs", f"must be a list of output variable names, got {outputs!r}")
     return GridSpec(
         where=where,
         mode=mode,
@@ -310,6 +314,7 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         dtype=choice("dtype", DTYPES, "float64"),
         chunk_points=chunk,
         power_model=choice("power_model", POWER_MODELS, "tdp_fraction"),
+        outputs=tuple(outputs),
         profiles=profiles,
         gpus=spec.get("gpus", {}),
         models=spec.get("models", {}),

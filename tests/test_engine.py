@@ -67,3 +67,13 @@ def test_float32_option():
     ds64 = sweep.run(SPEC)
     assert ds32.tokens_per_watt.dtype == np.float32
     np.testing.assert_allclose(ds32.tokens_per_watt.values, ds64.tokens_per_watt.values, rtol=2e-5)
+
+
+def test_outputs_subset_is_the_same_numbers():
+    whole = sweep.run(SPEC)
+    only = sweep.run({**SPEC, "outputs": ["gpu_power"]})
+    assert set(only.data_vars) == {"gpu_power", "tokens_per_watt", "max_concurrency", "feasible"}
+    for name in only.data_vars:
+        np.testing.assert_array_equal(only[name].values, whole[name].values)
+    with pytest.raises(sweep.SweepInputError, match=r"outputs: unknown output\(s\) \['watts'\]; allowed: concurrency"):
+        sweep.run({**SPEC, "outputs": ["watts"]})
