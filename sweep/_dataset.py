@@ -12,7 +12,7 @@ import xarray as xr
 
 from sweep._errors import SweepInputError
 
-# name -> (long_name, CF units). Counts and ratios are dimensionless ("1").
+# name -> (long_name, CF units). Counts and ratios are dimensionless ("1"); strings have no units.
 VARIABLES = {
     "max_concurrency": ("maximum concurrent sequences n_max (KV-cache and slot limits)", "1"),
     "feasible": ("1 where at least one sequence fits, else 0", "1"),
@@ -23,26 +23,56 @@ VARIABLES = {
     "instance_power": ("power of one instance (TP GPUs)", "W"),
     "tokens_per_watt": ("output tokens per joule (tokens per second per watt), active convention", "J-1"),
     "bound": ("roofline regime: 0 memory-bound, 1 compute-bound", "1"),
-    "elasticity": ("elasticity d ln(tokens_per_watt) / d ln(parameter), continuous relaxation", "1"),
+    "elasticity": ("elasticity d ln(target) / d ln(parameter), continuous relaxation", "1"),
+    "uncertainty": ("relative half-width u of the parameter's uniform error (projected values)", "1"),
+    "fleet_tokens_per_watt": ("fleet output tokens per joule, active convention", "J-1"),
+    "fleet_power": ("fleet power (all pools)", "W"),
+    "fleet_output_tokens_per_second": ("fleet output tokens per second", "s-1"),
+    "cost_per_mtok": ("cost in US dollars per million output tokens (GPU-hour prices)", "1"),
+    "ttft_p99": ("P99 time to first token, worst pool (queueing wait + mean prefill)", "s"),
+    "instances": ("serving instances in the pool", "1"),
+    "traffic_share": ("share of requests routed to the pool", "1"),
+    "utilization": ("pool utilisation rho = lambda / (N mu)", "1"),
+    "active_sequences": ("mean sequences in flight per instance n_act = rho n_max", "1"),
+    "pool_power": ("pool power", "W"),
+    "mean_service_time": ("mean request service time E[S] in the pool", "s"),
+    "service_scv": ("squared coefficient of variation of the service time", "1"),
+    "mean_output_tokens": ("mean output tokens per request in the pool", "1"),
+    "pool_ttft_p99": ("P99 time to first token of the pool", "s"),
 }
-COORDS = {
-    "gpu": ("GPU SKU", None),
-    "model": ("model id", None),
-    "context": ("context window C (tokens)", "1"),
-    "batch": ('requested sequences in flight; 0 means "max" (n = n_max)', "1"),
-    "mean_length_fraction": ("mean sequence length in flight / context window", "1"),
-    "load": ('utilisation rho at batch "max": n = floor(rho * n_max)', "1"),
-    "parameter": ("profile parameter theta of the elasticity", None),
+for _target, _units in (("tokens_per_watt", "J-1"), ("fleet_tokens_per_watt", "J-1")):
+    VARIABLES[f"{_target}_rel_uncertainty"] = (f"relative standard deviation of {_target} (first order)", "1")
+    VARIABLES[f"{_target}_low"] = (f"{_target} minus two standard deviations (first order)", _units)
+    VARIABLES[f"{_target}_high"] = (f"{_target} plus two standard deviations (first order)", _units)
+
+# coordinate units; long names come from the axis descriptions in sweep._grid.AXES
+COORD_UNITS = {
+    "context": "1", "batch": "1", "mean_length_fraction": "1", "load": "1", "tp": "1",
+    "gpu_memory_utilization": "1", "kv_block_tokens": "1", "reserve_bytes": "byte", "prefill_chunk_tokens": "1",
+    "moe_dispatch_overhead_s": "s", "b_short": "1", "gamma": "1", "long_context": "1", "arrival_rate": "s-1",
+    "ttft_p99_s": "s", "rho_max": "1", "output_share": "1",
+}
+EXTRA_COORDS = {
+    "batch": 'requested sequences in flight; 0 means "max" (n = floor(load * n_max))',
+    "pool": "routing pool: short (context window b_short) or long (long_context)",
+    "parameter": "parameter theta of the elasticity",
 }
 
 
 def annotate(ds: xr.Dataset) -> xr.Dataset:
-    """Add `long_name` and `units` to every known variable and coordinate."""
-    for name, (long_name, units) in {**VARIABLES, **COORDS}.items():
-        if name in ds.variables:
-            ds[name].attrs["long_name"] = long_name
-            if units is not None:
-                ds[name].attrs["units"] = units
+    """Add `long_name` (and, for numbers, CF `units`) to every known variable and coordinate."""
+    from sweep._grid import AXES
+
+    for name in ds.variables:
+        if name in VARIABLES:
+            long_name, units = VARIABLES[name]
+        elif name in EXTRA_COORDS or name in AXES:
+            long_name, units = EXTRA_COORDS.get(name) or AXES[name].doc, COORD_UNITS.get(name)
+        else:
+            continue
+        ds[name].attrs["long_name"] = long_name
+        if units is not None and ds[name].dtype.kind in "iuf":
+            ds[name].attrs["units"] = units
     if "bound" in ds:
         ds["bound"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8), flag_meanings="memory_bound compute_bound")
     if "feasible" in ds:

@@ -167,3 +167,23 @@ def test_run_fleet_grid_prints_topology_summary(capsys):
     assert main(["run", str(grid)]) == 0
     out = capsys.readouterr().out
     assert "fleet tokens/W" in out and "fleetopt" in out and "H100 / llama-3.1-70b / azure" in out
+
+
+@pytest.mark.parametrize("spec", [
+    {"convention": "physical", "uncertainty": True,
+     "axes": {"gpu": ["B200"], "model": ["llama-3.1-70b"], "context": [8192], "load": [0.5, 1.0]}},
+    {"profile": "roofline", "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "tp": [1, 2],
+                                     "weight_dtype": ["bf16", "fp8"], "context": [8192]}},
+    {"elasticities": True, "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"],
+                                    "topology": ["pool"], "b_short": [2048, 4096], "gamma": [2.0]}},
+])
+def test_every_variable_and_coordinate_is_labelled(tmp_path, spec):
+    import sweep
+
+    out = tmp_path / "out.nc"
+    sweep.run(spec, out=out)
+    ds = xr.open_dataset(out)
+    for name in ds.variables:
+        assert ds[name].attrs.get("long_name"), name
+        if ds[name].dtype.kind in "iuf":
+            assert "units" in ds[name].attrs, name
