@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -15,7 +16,7 @@ import xarray as xr
 
 from sweep import _calibrated, _grid
 from sweep._catalog_io import Value
-from sweep._dataset import annotate, global_attrs, write_netcdf
+from sweep._dataset import annotate, check_writable, global_attrs, write_netcdf
 from sweep._efficiency import evaluate
 from sweep._engine import Model, ProfileTable, run_grid
 from sweep._errors import SweepInputError
@@ -292,9 +293,9 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
 
     spec = as_spec(spec)
     if elasticities is not None:
-        spec.elasticities = bool(elasticities) or spec.uncertainty
+        spec = dataclasses.replace(spec, elasticities=bool(elasticities) or spec.uncertainty)
     if out is not None:
-        _check_writable(out)
+        check_writable(out)
     table = calibrated_table(spec) if spec.profile == "calibrated" else roofline_table(spec)
     point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
     point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
@@ -353,14 +354,6 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
     if out is not None:
         write_netcdf(ds, out)
     return ds
-
-
-def _check_writable(out) -> None:
-    folder = Path(out).absolute().parent
-    if not folder.is_dir():
-        raise SweepInputError(f"{out}: cannot write output: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise SweepInputError(f"{out}: cannot write output: folder {folder} is not writable")
 
 
 def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, results: dict) -> xr.Dataset:

@@ -170,11 +170,13 @@ def cmd_model_import(args) -> int:
 
 def cmd_optimize(args) -> int:
     from sweep._api import as_spec, run
-    from sweep._dataset import write_netcdf
+    from sweep._dataset import check_writable, write_netcdf
     from sweep._optimize import optimize, refine
 
     command = "sweep " + " ".join(shlex.quote(a) for a in args.argv)
     spec = as_spec(args.grid)
+    if args.output:
+        check_writable(args.output)
     if spec.mode != "fleet":
         raise SweepInputError(f"{args.grid}: topology: sweep optimize needs a fleet grid (one with a topology axis)")
     ds = run(spec, progress=_progress_printer(sys.stderr), command=command)

@@ -99,14 +99,22 @@ def global_attrs(*, title, convention, spec, command, version, extra=None) -> di
     return attrs
 
 
-def write_netcdf(ds: xr.Dataset, path) -> None:
-    """Write `ds` to `path` via a temporary file in the same folder, then rename (atomic)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+def check_writable(path) -> None:
+    """Fail early (before any computing) if `path` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     if not os.path.isdir(folder):
         raise SweepInputError(f"{path}: cannot write output: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise SweepInputError(f"{path}: cannot write output: folder {folder} is not writable")
+    if os.path.isdir(path):
+        raise SweepInputError(f"{path}: cannot write output: it is a directory")
+
+
+def write_netcdf(ds: xr.Dataset, path) -> None:
+    """Write `ds` to `path` via a temporary file in the same folder, then rename (atomic)."""
+    path = os.fspath(path)
+    check_writable(path)
+    folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".nc.tmp", dir=folder)
     os.close(fd)
     umask = os.umask(0)
