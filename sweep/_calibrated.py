@@ -13,23 +13,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from sweep._catalog_io import SweepInputError, Value, parse_entry
-from sweep._profile import LOGISTIC_DEFAULTS, Profile
+from sweep._profile import CONTINUOUS_FIELDS, LOGISTIC_DEFAULTS, Profile
 
-REQUIRED_KEYS = (
-    "gpu",
-    "model",
-    "tp",
-    "weight_time_s",
-    "kv_time_per_seq_s",
-    "calibration_context",
-    "kv_block_tokens",
-    "kv_blocks",
-    "max_slots",
-    "power_idle_w",
-    "power_nominal_w",
-    "power_k",
-    "power_x0",
-)
+REQUIRED_KEYS = ("gpu", "model", "tp", *CONTINUOUS_FIELDS)
 OPTIONAL_DEFAULTS = {"prefill_chunk_tokens": 1024, "price_per_gpu_hour": 0.0}
 POSITIVE_KEYS = ("tp", "weight_time_s", "kv_time_per_seq_s", "calibration_context", "kv_block_tokens")
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_DEFAULTS, "source", "quality", "uncertainty")
