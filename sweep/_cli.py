@@ -23,6 +23,7 @@ examples:
   sweep run grids/table1.toml --elasticities           add d ln(tok/W) / d ln(theta)
   sweep list profiles|gpus|models|workloads            catalogs, with provenance
   sweep model import config.json --name my-model       add a model from a local HF config
+  sweep optimize grids/fleet_split.toml --refine       best routing split per setup
   sweep reproduce                                      the paper's Tables 1-5 (make run)
 
 Grid files are TOML; see the README section "Grid files" for every key.
