@@ -25,12 +25,3 @@ def max_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
     n_max = jnp.where(p.max_slots > 0, jnp.minimum(by_kv, by_slots), by_kv)
     return jnp.maximum(n_max, p.min_concurrency)
 
-
-def concurrency(max_concurrency_seqs, batch, load=1.0, *, relaxed: bool = False):
-    """Sequences in flight: min(batch, n_max); batch <= 0 means "max", i.e. floor(load · n_max).
-
-    `load` (default 1) is the utilisation ρ at which an instance runs when batch is "max";
-    the paper's Table 4 uses ρ = 0.85 with n_act = int(0.85 · n_max).
-    """
-    at_load = _intmath.floor(load * max_concurrency_seqs, relaxed=relaxed)
-    return jnp.where(batch <= 0, at_load, jnp.minimum(batch, max_concurrency_seqs))

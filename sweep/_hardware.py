@@ -8,6 +8,7 @@ close-name suggestions. Users add SKUs with extra TOML files in the same format,
 
 from __future__ import annotations
 
+import functools
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,14 +145,10 @@ def load_gpu_catalog(extra_files=(), inline: dict | None = None) -> GpuCatalog:
     return cat
 
 
-_DEFAULT: GpuCatalog | None = None
-
-
+@functools.cache
 def default_gpu_catalog() -> GpuCatalog:
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = load_gpu_catalog()
-    return _DEFAULT
+    """The built-in catalog, read once."""
+    return load_gpu_catalog()
 
 
 def get_gpu(name: str, catalog: GpuCatalog | None = None) -> GpuEntry:

@@ -23,6 +23,7 @@ FLOPs per token (decode, matmuls only) = 2 × parameters used per token (paper: 
 
 from __future__ import annotations
 
+import functools
 import json
 import dataclasses
 from dataclasses import dataclass, field
@@ -363,14 +364,10 @@ def load_model_catalog(extra_files=(), inline: dict | None = None, hf_configs=()
     return cat
 
 
-_DEFAULT: ModelCatalog | None = None
-
-
+@functools.cache
 def default_model_catalog() -> ModelCatalog:
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = load_model_catalog()
-    return _DEFAULT
+    """The built-in catalog, read once."""
+    return load_model_catalog()
 
 
 def get_model(name: str, catalog: ModelCatalog | None = None) -> ModelEntry:

@@ -41,7 +41,3 @@ def compute_bound(profile: Profile, concurrency, mean_length_tokens):
         compute_time_s(profile, concurrency) > memory_time_s(profile, concurrency, mean_length_tokens)
     ).astype(jnp.int8)
 
-
-def tokens_per_second(profile: Profile, concurrency, mean_length_tokens):
-    """n / τ: decode output tokens per second of one instance (0 where n = 0)."""
-    return concurrency / iteration_time_s(profile, concurrency, mean_length_tokens)
