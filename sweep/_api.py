@@ -308,12 +308,10 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
     extra_attrs = {}
     if spec.mode == "instance":
         axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
+        # the results include the model's `pre` pass: max_concurrency and feasible on (profile, context)
         results = run_grid(table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, **options)
-        per_context = run_grid(table, {"context": axes["context"]}, {}, ContextModel(), dtype=spec.dtype,
-                               chunk_points=spec.chunk_points)
-        results.update(per_context)
         if spec.elasticities:  # the relaxed model has no n_max = 0: report only where a sequence fits
-            mask = np.expand_dims(per_context["feasible"] == 0, tuple(range(2, 1 + len(axes))))
+            mask = np.expand_dims(results["feasible"] == 0, tuple(range(2, 1 + len(axes))))
             results["elasticity"][:, np.broadcast_to(mask, results["elasticity"].shape[1:])] = np.nan
     else:
         from sweep._fleet import TOPOLOGIES

@@ -5,8 +5,10 @@ a struct-of-arrays parameter table `theta` (K rows, gathered by index) from whic
 function derives the `Profile`; the other axes (context, batch, workload, …) are small 1-D
 arrays that broadcast against it. The full grid, of shape (K, n_axis1, n_axis2, …), is cut
 along one dimension into blocks of one fixed shape of at most `chunk_points` points, so the
-kernel is compiled once per grid, memory stays bounded, and each block is copied into
-pre-allocated NumPy output arrays.
+kernel is compiled once per grid and its working memory stays bounded. The table and the axes
+are placed on the device once; a block's only new input is its start index per dim, from which
+the kernel gathers its slice. Each block is copied into the NumPy outputs while XLA computes
+the next one.
 
 Elasticities ∂ln y/∂ln θ of the model's target output y are forward-mode derivatives (one
 `jvp` per parameter, tangent θ) of the model's continuous relaxation, in the same blocks.
@@ -14,9 +16,12 @@ Elasticities ∂ln y/∂ln θ of the model's target output y are forward-mode de
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -25,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sweep._memory import POOL
 
 
 @dataclass
@@ -85,20 +91,34 @@ class Plan:
         return cls(tuple(dims), split, block)
 
     def blocks(self):
-        """Yield per-dim index arrays (fixed lengths, padded) and the valid slice of each block."""
+        """Yield each block's start index per dim, its slice of the grid and its valid length
+        along the split dim (the last block is padded to the fixed block shape)."""
         outer = [range(d) for d in self.dims[: self.split]]
         for head in itertools.product(*outer):
             for start in range(0, self.dims[self.split], self.block):
                 stop = min(start + self.block, self.dims[self.split])
-                idx = [np.array([h]) for h in head]
-                idx.append(np.minimum(np.arange(start, start + self.block), self.dims[self.split] - 1))
-                idx += [np.arange(d) for d in self.dims[self.split + 1 :]]
+                starts = tuple(head) + (start,) + (0,) * (len(self.dims) - self.split - 1)
                 where = tuple(slice(h, h + 1) for h in head) + (slice(start, stop),)
-                yield idx, where, stop - start
+                yield starts, where, stop - start
 
     @property
     def n_blocks(self) -> int:
         return math.prod(self.dims[: self.split]) * math.ceil(self.dims[self.split] / self.block)
+
+
+def _bucket(n: int) -> int:
+    """Padded length of a full axis: the next power of two, so grids whose axes differ only a
+    little in length share a compiled kernel."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _pad(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([values, np.repeat(values[-1:], _bucket(len(values)) - len(values))])
+
+
+def _block_indices(starts, sizes, lengths):
+    """Per-dim gather indices of one block: start, start+1, … clamped to the last valid index."""
+    return [jnp.minimum(starts[d] + jnp.arange(n), sizes[d] - 1) for d, n in enumerate(lengths)]
 
 
 def _evaluate(model, derive, names, theta, axis_values, params, extras, relaxed, pre=None):
@@ -110,88 +130,146 @@ def _evaluate(model, derive, names, theta, axis_values, params, extras, relaxed,
     return model(profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras, pre)
 
 
-def _block_shape(theta, axis_values):
-    return (len(next(iter(theta.values()))),) + tuple(len(a) for a in axis_values)
+def _gather(theta, axis_values, pre, starts, sizes, lengths):
+    """The block's slice of the full (padded) inputs, gathered inside the compiled kernel."""
+    idx = _block_indices(starts, sizes, lengths)
+    theta_b = {k: v[idx[0]] for k, v in theta.items()}
+    axis_b = tuple(a[i] for a, i in zip(axis_values, idx[1:]))
+    pre_b = {k: v[idx[0]][:, idx[1]] for k, v in (pre or {}).items()}
+    return theta_b, axis_b, pre_b
 
 
-@partial(jax.jit, static_argnames=("model", "derive", "names", "keep"))
-def _kernel(theta, axis_values, params, extras, pre=None, *, model, derive, names, keep=None):
-    out = _evaluate(model, derive, names, theta, axis_values, params, extras, False, pre)
-    shape = _block_shape(theta, axis_values)
-    return {k: jnp.broadcast_to(out[k], shape + model.outputs[k][1]) for k in (keep or model.outputs)}
+@partial(jax.jit, static_argnames=("model", "derive", "names"))
+def _pre_kernel(theta, axis_values, params, extras, *, model, derive, names):
+    """A model's `pre` pass on the whole (padded) (profile, first axis) sub-grid."""
+    out = _evaluate(model, derive, names, theta, axis_values, params, extras, False)
+    shape = (len(next(iter(theta.values()))), len(axis_values[0]))
+    return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
 
 
-@partial(jax.jit, static_argnames=("model", "derive", "names", "keys"))
-def _elasticity_kernel(theta, axis_values, params, extras, *, model, derive, names, keys):
-    shape = _block_shape(theta, axis_values) + model.outputs[model.target][1]
+@partial(jax.jit, static_argnames=("model", "derive", "names", "keep", "lengths"), donate_argnums=0, keep_unused=True)
+def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *, model, derive, names, keep,
+            lengths):
+    """One block of the grid: the model's outputs `keep`, each of shape `lengths` + trailing.
+
+    `recycled` is an earlier block's outputs, already copied out and donated: XLA writes this
+    block's outputs into the same memory instead of allocating (and page-faulting) new buffers.
+    """
+    del recycled
+    theta_b, axis_b, pre_b = _gather(theta, axis_values, pre, starts, sizes, lengths)
+    out = _evaluate(model, derive, names, theta_b, axis_b, params, extras, False, pre_b)
+    return {k: jnp.broadcast_to(out[k], tuple(lengths) + model.outputs[k][1]) for k in keep}
+
+
+@partial(jax.jit, static_argnames=("model", "derive", "names", "keys", "lengths"), donate_argnums=0,
+         keep_unused=True)
+def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extras, *, model, derive, names, keys,
+                       lengths):
+    """∂ln y/∂ln θ_key of the target output y on one block, one forward-mode jvp per key
+    (`recycled`: as for `_kernel`)."""
+    del recycled
+    theta_b, axis_b, _ = _gather(theta, axis_values, None, starts, sizes, lengths)
+    shape = tuple(lengths) + model.outputs[model.target][1]
 
     def target(th):
-        return _evaluate(model, derive, names, th, axis_values, params, extras, True)[model.target]
+        return _evaluate(model, derive, names, th, axis_b, params, extras, True)[model.target]
 
-    value = target(theta)
+    value = target(theta_b)
     safe = jnp.where(value != 0, value, 1.0)
     rows = []
     for key in keys:
         # direction θ_key (0 where the value is absent/NaN): the jvp is θ·∂y/∂θ
-        tangent = {k: (jnp.where(jnp.isfinite(v), v, 0.0) if k == key else jnp.zeros_like(v)) for k, v in theta.items()}
-        d = jax.jvp(target, (theta,), (tangent,))[1]
+        tangent = {k: (jnp.where(jnp.isfinite(v), v, 0.0) if k == key else jnp.zeros_like(v))
+                   for k, v in theta_b.items()}
+        d = jax.jvp(target, (theta_b,), (tangent,))[1]
         rows.append(jnp.broadcast_to(jnp.where(value != 0, d / safe, jnp.nan), shape))
     return jnp.stack(rows)
 
 
+PIPELINE_DEPTH = 2  # blocks dispatched ahead: XLA computes them while the oldest is copied out
+_SPARE_BLOCKS: dict = {}  # block-buffer signature -> the two spare sets of the last run_grid
+
+
 def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dtype="float64",
-             chunk_points=1 << 20, elasticities=False, progress=None, extras=(), keep=None) -> dict:
+             chunk_points=1 << 18, elasticities=False, progress=None, extras=(), keep=None) -> dict:
     """Evaluate `model` on the grid (K, *axes). Returns name -> np.ndarray of shape dims + trailing.
 
     `axes` maps axis names (in dim order) to 1-D numeric arrays; `params` holds the scalar
     parameters; `keep` (a tuple of output names, default all) limits what is computed and stored.
+    The outputs of the model's `pre` pass are returned too, on their (K, first axis) sub-grid.
     `progress(done_blocks, n_blocks, elapsed_s)` is called after each block.
+
+    The full axes and the parameter table go to the device once; each block is one call of the
+    compiled kernel whose only new input is the block's start indices. Calls are asynchronous:
+    while XLA computes a block, a thread pool copies the previous one into the NumPy outputs
+    (recycled memory where possible, `sweep._memory`).
     """
     keep = tuple(keep) if keep else tuple(model.outputs)
     np_dtype = np.dtype(dtype)
     names = tuple(axes)
     dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
-    theta_np = {k: np.asarray(v, dtype=np_dtype) for k, v in table.theta.items()}
-    axes_np = {k: np.asarray(v, dtype=np_dtype) for k, v in axes.items()}
-    params_c = {k: np.asarray(v, dtype=np_dtype) for k, v in params.items()}
-    static = dict(model=model, derive=table.derive, names=names)
+    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np_dtype))) for k, v in table.theta.items()}
+    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np_dtype))) for v in axes.values())
+    params_c = {k: jnp.asarray(np.asarray(v, dtype=np_dtype)) for k, v in params.items()}
+    extras = tuple(jnp.asarray(e) for e in extras)
+    sizes = jnp.asarray(np.array(dims, dtype=np.int64))
+    keys = tuple(table.elasticity_params) if elasticities else ()
 
-    results = {k: np.empty(dims + model.outputs[k][1], dtype=model.outputs[k][0] or np_dtype) for k in keep}
-    if elasticities:
-        trailing = model.outputs[model.target][1]
-        results["elasticity"] = np.empty((len(table.elasticity_params),) + dims + trailing, dtype=np_dtype)
+    results = {}
+    pre = None
+    if model.pre is not None:
+        pre = _pre_kernel(theta, axis_values[:1], params_c, extras, model=model.pre, derive=table.derive,
+                          names=names[:1])
+        for k, v in pre.items():
+            results[k] = np.asarray(v)[: dims[0], : dims[1]].astype(model.pre.outputs[k][0] or np_dtype)
+    for k in keep:
+        results[k] = POOL.empty(dims + model.outputs[k][1], model.outputs[k][0] or np_dtype)
+    if keys:
+        results["elasticity"] = POOL.empty((len(keys),) + dims + model.outputs[model.target][1], np_dtype)
 
     plan = Plan.make(dims, chunk_points)
-    start_time = time.perf_counter()
+    lengths = (1,) * plan.split + (plan.block,) + tuple(dims[plan.split + 1 :])
+    static = dict(model=model, derive=table.derive, names=names, lengths=lengths)
 
-    def dispatch(idx):  # asynchronous: XLA computes while the previous block is copied out
-        theta_b = {k: v[idx[0]] for k, v in theta_np.items()}
-        axis_b = tuple(axes_np[n][idx[1 + j]] for j, n in enumerate(names))
-        pre = None
-        if model.pre is not None:
-            pre = _kernel(theta_b, axis_b[:1], params_c, extras, model=model.pre, derive=table.derive, names=names[:1])
-        block = _kernel(theta_b, axis_b, params_c, extras, pre, keep=keep, **static)
-        if elasticities:
-            block["elasticity"] = _elasticity_kernel(theta_b, axis_b, params_c, extras,
-                                                     keys=tuple(table.elasticity_params), **static)
+    block_shapes = {k: (lengths + model.outputs[k][1], np.dtype(model.outputs[k][0] or np_dtype)) for k in keep}
+    if keys:
+        block_shapes["elasticity"] = ((len(keys),) + lengths + model.outputs[model.target][1], np_dtype)
+    signature = tuple((k, shape, dt.str) for k, (shape, dt) in block_shapes.items())
+    # DEPTH + 1 sets of block buffers cycle: computed, copied out, donated to a later call
+    spare = _SPARE_BLOCKS.pop(signature, None) or [
+        {k: jnp.zeros(shape, dt) for k, (shape, dt) in block_shapes.items()} for _ in range(PIPELINE_DEPTH + 1)]
+
+    def dispatch(starts):
+        starts = np.array(starts, dtype=np.int64)
+        recycled = spare.pop()
+        elasticity = recycled.pop("elasticity", None)
+        block = _kernel(recycled, starts, sizes, theta, axis_values, params_c, extras, pre, keep=keep, **static)
+        if keys:
+            block["elasticity"] = _elasticity_kernel(elasticity, starts, sizes, theta, axis_values, params_c, extras,
+                                                     keys=keys, **static)
         return block
 
-    def store(block, where, valid):
-        trim = (slice(None),) * plan.split + (slice(0, valid),)
-        for k in keep:
-            results[k][where] = np.asarray(block[k])[trim]
-        if elasticities:
-            results["elasticity"][(slice(None),) + where] = np.asarray(block["elasticity"])[(slice(None),) + trim]
+    def copy(name, block, where, valid):
+        lead = (slice(None),) if name == "elasticity" else ()
+        trim = lead + (slice(None),) * plan.split + (slice(0, valid),)
+        results[name][lead + where] = np.asarray(block[name])[trim]
 
-    pending = None
-    for i, (idx, where, valid) in enumerate(plan.blocks()):
-        block = dispatch(idx)
-        if pending is not None:
-            store(*pending)
-        pending = (block, where, valid)
-        if progress is not None:
-            progress(i, plan.n_blocks, time.perf_counter() - start_time)
-    store(*pending)
-    if progress is not None:
-        progress(plan.n_blocks, plan.n_blocks, time.perf_counter() - start_time)
+    start_time = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(len(block_shapes), os.cpu_count() or 1)) as pool:
+        pending = collections.deque()
+        blocks = plan.blocks()
+        for done_blocks in range(plan.n_blocks):
+            while len(pending) < PIPELINE_DEPTH:  # XLA computes these while the oldest is copied
+                starts, where, valid = next(blocks, (None, None, None))
+                if starts is None:
+                    break
+                pending.append((dispatch(starts), where, valid))
+            block = pending.popleft()
+            for copying in [pool.submit(copy, name, *block) for name in block[0]]:
+                copying.result()
+            spare.append(block[0])
+            if progress is not None:
+                progress(done_blocks + 1, plan.n_blocks, time.perf_counter() - start_time)
+    _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
+    _SPARE_BLOCKS[signature] = spare
     return results

@@ -28,7 +28,7 @@ POWER_MODELS = ("tdp_fraction", "logistic")
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int4")
 KV_DTYPES = ("bf16", "fp16", "fp8")
 TOPOLOGIES = ("homogeneous", "pool", "fleetopt")
-DEFAULT_CHUNK_POINTS = 1 << 20
+DEFAULT_CHUNK_POINTS = 1 << 18
 BATCH_MAX = 0  # encoding of batch = "max" in the integer batch coordinate
 
 

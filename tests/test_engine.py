@@ -5,6 +5,7 @@ import sweep
 from sweep import _engine
 from sweep._engine import Plan
 from tests import reference
+from tests.utils import assert_allclose
 
 SPEC = {
     "convention": "paper",
@@ -20,10 +21,15 @@ SPEC = {
 
 @pytest.mark.parametrize("chunk_points", [1, 7, 20, 64, 1000, 1 << 22])
 def test_chunking_does_not_change_results(chunk_points):
+    # integer outputs exactly; floats to the dtype tolerance (XLA may order a block's arithmetic differently)
     whole = sweep.run(SPEC)
     chunked = sweep.run({**SPEC, "chunk_points": chunk_points})
     for name in whole.data_vars:
-        np.testing.assert_array_equal(whole[name].values, chunked[name].values)
+        want, got = whole[name].values, chunked[name].values
+        if np.issubdtype(want.dtype, np.integer):
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert_allclose(got, want, factor=4.0)
 
 
 def test_grid_matches_scalar_reference_pointwise():
@@ -42,12 +48,11 @@ def test_grid_matches_scalar_reference_pointwise():
 def test_plan_covers_every_point_once(dims, chunk):
     plan = Plan.make(dims, chunk)
     hits = np.zeros(dims, dtype=int)
-    shapes = set()
-    for idx, where, valid in plan.blocks():
-        shapes.add(tuple(len(i) for i in idx))
+    for starts, where, valid in plan.blocks():
+        assert tuple(s.start for s in where) == tuple(starts[: len(where)])
+        assert where[-1].stop - where[-1].start == valid <= plan.block
         hits[where] += 1
     assert (hits == 1).all()
-    assert len(shapes) == 1  # one block shape: one compilation
 
 
 def test_one_compilation_for_many_chunks_and_reuse_across_runs():
@@ -57,7 +62,7 @@ def test_one_compilation_for_many_chunks_and_reuse_across_runs():
     sweep.run(spec)
     assert Plan.make((2, 7, 5, 2), 10).n_blocks > 5
     compiled = _engine._kernel._cache_size() - before
-    assert compiled <= 2  # many blocks: one main kernel (+ the per-context n_max pass)
+    assert compiled == 1  # many blocks: one compiled kernel
     sweep.run({**spec, "axes": {**spec["axes"], "context": [11, 22, 33, 44, 55, 66, 77]}})
     assert _engine._kernel._cache_size() == before + compiled  # same structure, new values: no recompile
 
