@@ -10,8 +10,10 @@ peak memory (max RSS) is its own:
               separately from computing);
   (c) sweep:  `sweep.run` on the full grid (≥ 1e7 points): one compiled kernel, chunked.
 
-Figures are wall-clock, best of --repeat runs (the first sweep run, with compilation, is shown
-too). Absolute numbers drift between runs; the ratios within one run are what count.
+Figures are wall-clock, best of --repeat runs. For sweep also: the first run in the process
+(with compilation), and runs with the output-buffer pool off (SWEEP_POOL_BYTES=0), so that
+every run writes into fresh memory. Absolute numbers drift between runs; the ratios within one
+run are what count.
 
     python scripts/benchmark.py                 # 2 GPUs × 1000 contexts × 5000 batches = 1e7
     python scripts/benchmark.py --batches 10000 # 2e7 points
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -120,40 +123,63 @@ def bench_sweep(args, outputs=None):
 
 
 def bench_kernel(args):
-    """The compiled kernel alone on one block (outputs stay in XLA's reused buffers): the part of
-    sweep.run that is not allocating, touching and copying the grid-sized output arrays."""
+    """The compiled kernel alone, block after block (outputs stay in XLA's buffers): the part of
+    sweep.run that is not writing the grid-sized output arrays."""
     import jax
+    import jax.numpy as jnp
 
-    import sweep
     from sweep import _engine
     from sweep._api import CalibratedDerive, InstanceModel, calibrated_table
     from sweep._grid import parse
 
     contexts, batches = grid_axes(args.contexts, args.batches)
-    rows = max(1, args.chunk_points // batches.size)
     spec = parse({"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"],
                                                   "context": [1024], "batch": [1]}})
-    theta = {k: np.asarray(v) for k, v in calibrated_table(spec).theta.items()}
-    call = (theta, (contexts[:rows].astype(np.float64), batches.astype(np.float64)),
-            {"mean_length_fraction": np.asarray(0.5), "load": np.asarray(1.0)}, ())
-    model = InstanceModel("paper")
-    static = dict(model=model, derive=CalibratedDerive(), names=("context", "batch"))
+    theta = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in calibrated_table(spec).theta.items()}
+    axes = tuple(jnp.asarray(_engine._pad(a.astype(np.float64))) for a in (contexts, batches))
+    params = {"mean_length_fraction": jnp.asarray(0.5), "load": jnp.asarray(1.0)}
+    dims = (2, contexts.size, batches.size)
+    sizes = jnp.asarray(np.array(dims, dtype=np.int64))
+    model, derive = InstanceModel("paper"), CalibratedDerive()
+    pre = _engine._pre_kernel(theta, axes[:1], params, (), model=model.pre, derive=derive, names=("context",))
+    plan = _engine.Plan.make(dims, args.chunk_points)
+    lengths = (1,) * plan.split + (plan.block,) + dims[plan.split + 1:]
 
-    def once():
-        pre = _engine._kernel(call[0], call[1][:1], *call[2:], model=model.pre, derive=static["derive"],
-                              names=("context",))
-        return jax.block_until_ready(_engine._kernel(*call, pre, **static))
+    keep = tuple(model.outputs)
+    spare = [{k: jnp.zeros(lengths, model.outputs[k][0] or np.float64) for k in keep} for _ in range(2)]
+
+    def once():  # as in sweep.run, two sets of block buffers are recycled (donated)
+        for starts, _, _ in plan.blocks():
+            out = _engine._kernel(spare.pop(0), np.array(starts, dtype=np.int64), sizes, theta, axes, params, (), pre,
+                                  model=model, derive=derive, names=("context", "batch"), keep=keep, lengths=lengths)
+            spare.append(out)
+        jax.block_until_ready(out)
 
     once()
-    t = time.perf_counter()
-    for _ in range(20):
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
         once()
-    assert sweep
-    return {"points": 20 * 2 * rows * batches.size, "seconds": time.perf_counter() - t}
+        times.append(time.perf_counter() - t)
+    return {"points": math.prod(dims), "seconds": min(times)}
+
+
+def machine():
+    import os
+    import platform
+
+    import jax
+
+    devices = jax.devices()
+    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "jax": jax.__version__, "backend": jax.default_backend(),
+            "device": f"{len(devices)} × {devices[0].device_kind}"}
 
 
 METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep, "kernel": bench_kernel,
-           "sweep1": lambda args: bench_sweep(args, ["tokens_per_watt"])}
+           "sweep1": lambda args: bench_sweep(args, ["tokens_per_watt"]), "machine": lambda args: machine()}
+# sweep_fresh: sweep.run with its buffer pool off, so every run writes into fresh memory
+ENV = {"sweep_fresh": {"SWEEP_POOL_BYTES": "0"}}
 
 
 def main():
@@ -162,23 +188,26 @@ def main():
     parser.add_argument("--batches", type=int, default=5000, help="batch values 1..N (default 5000)")
     parser.add_argument("--python-points", type=int, default=100_000, help="sample for the Python loop")
     parser.add_argument("--repeat", type=int, default=3, help="runs of numpy and sweep; best is reported")
-    parser.add_argument("--chunk-points", type=int, default=1 << 20, help="sweep chunk size (points)")
-    parser.add_argument("--method", choices=sorted(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--chunk-points", type=int, default=1 << 18, help="sweep chunk size (points)")
+    parser.add_argument("--method", choices=sorted(METHODS) + sorted(ENV), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.method:  # child process: one method, JSON on stdout
-        result = METHODS[args.method](args)
+        result = METHODS[args.method.replace("_fresh", "")](args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
 
     results = {}
-    for method in ("python", "numpy", "sweep", "kernel", "sweep1"):
+    for method in ("machine", "python", "numpy", "sweep", "sweep_fresh", "kernel", "sweep1"):
         cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, **ENV.get(method, {})})
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = results.pop("machine")
     rate = {m: r["points"] / r["seconds"] for m, r in results.items()}
     n_sweep = results["sweep"]["points"]
+    print(f"machine: {info['cpus']} CPUs ({info['processor']}); jax {info['jax']} on {info['backend']} "
+          f"({info['device']})")
     print(f"grid: {n_sweep:,} points (2 GPUs × {args.contexts} contexts × {args.batches} batches), float64, "
           f"all outputs; best of {args.repeat}")
     print(f"{'method':<34}{'points/s':>14}{'time for grid':>16}{'peak RSS':>12}")
@@ -190,6 +219,8 @@ def main():
         ("(c) sweep.run", rate["sweep"], results["sweep"]["seconds"], results["sweep"]["peak_rss_mb"]),
         ("    first run (with compilation)", n_sweep / results["sweep"]["first_s"], results["sweep"]["first_s"],
          float("nan")),
+        ("    fresh memory every run", rate["sweep_fresh"], results["sweep_fresh"]["seconds"],
+         results["sweep_fresh"]["peak_rss_mb"]),
         ("    compiled kernel alone", rate["kernel"], n_sweep / rate["kernel"], float("nan")),
         ("(c') sweep.run, one output", rate["sweep1"], results["sweep1"]["seconds"], results["sweep1"]["peak_rss_mb"]),
     ]
