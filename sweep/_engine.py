@@ -187,7 +187,7 @@ def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extr
 
 
 PIPELINE_DEPTH = 2  # blocks dispatched ahead: XLA computes them while the oldest is copied out
-_SPARE_BLOCKS: dict = {}  # block-buffer signature -> the two spare sets of the last run_grid
+_SPARE_BLOCKS: dict = {}  # block-buffer signature -> the spare block buffers of the last run_grid
 
 
 def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dtype="float64",
@@ -201,8 +201,9 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
 
     The full axes and the parameter table go to the device once; each block is one call of the
     compiled kernel whose only new input is the block's start indices. Calls are asynchronous:
-    while XLA computes a block, a thread pool copies the previous one into the NumPy outputs
-    (recycled memory where possible, `sweep._memory`).
+    while XLA computes the next PIPELINE_DEPTH blocks, a thread pool copies the oldest into the
+    NumPy outputs (recycled memory where possible, `sweep._memory`), and its XLA buffers are
+    then donated to a later call, so no block touches fresh memory.
     """
     keep = tuple(keep) if keep else tuple(model.outputs)
     np_dtype = np.dtype(dtype)
