@@ -135,7 +135,8 @@ def bench_kernel(args):
     contexts, batches = grid_axes(args.contexts, args.batches)
     spec = parse({"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"],
                                                   "context": [1024], "batch": [1]}})
-    theta = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in calibrated_table(spec).theta.items()}
+    theta = {k: jnp.asarray(_engine._pad(np.asarray(v, dtype=np.float64)))
+             for k, v in calibrated_table(spec).theta.items()}
     axes = tuple(jnp.asarray(_engine._pad(a.astype(np.float64))) for a in (contexts, batches))
     params = {"mean_length_fraction": jnp.asarray(0.5), "load": jnp.asarray(1.0)}
     dims = (2, contexts.size, batches.size)

@@ -107,8 +107,10 @@ class Plan:
 
 
 def _bucket(n: int) -> int:
-    """Padded length of a full axis: the next power of two, so grids whose axes differ only a
-    little in length share a compiled kernel."""
+    """Padded length of a full axis or table: the next power of two. The kernel's input shapes
+    then change only at powers of two, so grids that differ a little in their number of
+    profiles or in the length of the split axis share a compiled kernel (the block shape,
+    which holds the other axes whole, is part of the compiled signature anyway)."""
     return 1 << max(0, (n - 1).bit_length())
 
 
