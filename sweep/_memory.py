@@ -64,10 +64,9 @@ class BufferPool:
             return np.empty(shape, dtype)
         size = -(-nbytes // _STEP) * _STEP
         with self._lock:  # the smallest idle slab that fits and wastes at most 1/8
-            fits = [s for s in self._idle if size <= s.nbytes <= size + size // 8]
-            slab = min(fits, key=lambda s: s.nbytes) if fits else None
-            if slab is not None:
-                self._idle.remove(slab)
+            fits = [i for i, s in enumerate(self._idle) if size <= s.nbytes <= size + size // 8]
+            # by position, not `list.remove`: that compares arrays element-wise
+            slab = self._idle.pop(min(fits, key=lambda i: self._idle[i].nbytes)) if fits else None
         if slab is None:
             raw = np.empty(size + 64, np.uint8)
             offset = -raw.ctypes.data % 64

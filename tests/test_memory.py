@@ -72,3 +72,29 @@ def test_a_new_run_never_overwrites_an_earlier_result():
     assert POOL.idle_bytes > 0
     sweep.release_memory()
     assert POOL.idle_bytes == 0
+
+
+def test_reuse_of_a_slab_behind_idle_slabs_of_other_sizes():
+    """Regression: `list.remove` compared slabs element-wise (ValueError on the third run)."""
+    pool = BufferPool(limit_bytes=256 * MIB)
+    small, large = pool.empty((MIB,), np.float64), pool.empty((4 * MIB,), np.float64)
+    address = large.ctypes.data
+    del small, large
+    gc.collect()
+    again = pool.empty((4 * MIB,), np.float64)  # the second idle slab, behind an 8 MiB one
+    assert again.ctypes.data == address and pool.idle_bytes == 8 * MIB
+    same = pool.empty((MIB,), np.float64)  # the remaining slab, equal in size to none other
+    assert pool.idle_bytes == 0
+    del again, same
+
+
+def test_three_runs_of_different_sizes_in_one_process():
+    """The issue's snippet: a third `sweep.run` after a grid of another size raised ValueError."""
+    def grid(n):
+        return {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [4096, 8192],
+                         "batch": {"start": 1, "stop": n, "step": 1}}}
+
+    sweep.run(grid(200_000))  # results dropped at once: their buffers go back to the pool
+    sweep.run(grid(2_000_000))
+    ds = sweep.run(grid(2_000_000))
+    assert np.isfinite(ds.tokens_per_watt.values).all()
