@@ -5,15 +5,26 @@
     sweep.run(spec_dict, out="outputs/grid.nc")     # also write NetCDF
 """
 
-import jax
+import importlib
+import os
+import sys
 
-jax.config.update("jax_enable_x64", True)
+from sweep._errors import SweepInputError
 
-from sweep._api import run  # noqa: E402
-from sweep._efficiency import evaluate  # noqa: E402
-from sweep._errors import SweepInputError  # noqa: E402
-from sweep._memory import release_memory  # noqa: E402
-from sweep._profile import Profile  # noqa: E402
+# 64-bit JAX. Set without importing JAX (seconds), so that `sweep` on the command line installs its
+# signal handlers first; the public names below are imported on first use.
+if "jax" in sys.modules:
+    sys.modules["jax"].config.update("jax_enable_x64", True)
+else:
+    os.environ["JAX_ENABLE_X64"] = "1"
 
 __version__ = "0.1.0"
 __all__ = ["run", "evaluate", "Profile", "SweepInputError", "release_memory", "__version__"]
+_LAZY = {"run": "sweep._api", "evaluate": "sweep._efficiency", "Profile": "sweep._profile",
+         "release_memory": "sweep._memory"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sweep' has no attribute {name!r}")

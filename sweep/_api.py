@@ -15,12 +15,13 @@ import numpy as np
 import xarray as xr
 
 from sweep import _calibrated, _grid
-from sweep._catalog_io import Value
+from sweep._catalog_io import UnknownNameError, Value
 from sweep._dataset import annotate, check_writable, global_attrs, write_netcdf
 from sweep._efficiency import evaluate
 from sweep._engine import Model, ProfileTable, run_grid
 from sweep._errors import SweepInputError
 from sweep._profile import CONTINUOUS_FIELDS, Profile
+from sweep._user_catalog import usable_user_catalog, user_catalog_files  # noqa: F401 (re-exported)
 
 RELAXATION_NOTE = (
     "elasticities are derivatives of the continuous relaxation of the model: every floor and "
@@ -62,12 +63,6 @@ def as_spec(spec) -> _grid.GridSpec:
     if isinstance(spec, (str, os.PathLike)):
         return _grid.load(spec)
     raise SweepInputError(f"spec must be a path, a dict or a GridSpec, got {type(spec).__name__}")
-
-
-def user_catalog_files(kind: str) -> list:
-    """`$SWEEP_HOME/<kind>.toml` (default ~/.sweep) if it exists: the user's own catalog."""
-    path = Path(os.environ.get("SWEEP_HOME", Path.home() / ".sweep")) / f"{kind}.toml"
-    return [str(path)] if path.is_file() else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,10 +131,10 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
     from sweep._models import load_model_catalog
 
     where = spec.where
+    (user_gpus, gpu_note), (user_models, model_note) = usable_user_catalog("gpus"), usable_user_catalog("models")
     try:
-        gpus = load_gpu_catalog([*user_catalog_files("gpus"), *spec.gpu_catalogs], spec.gpus)
-        models = load_model_catalog([*user_catalog_files("models"), *spec.model_catalogs], spec.models,
-                                    spec.model_configs)
+        gpus = load_gpu_catalog([*user_gpus, *spec.gpu_catalogs], spec.gpus)
+        models = load_model_catalog([*user_models, *spec.model_catalogs], spec.models, spec.model_configs)
     except SweepInputError as exc:
         raise SweepInputError(f"{where}: {exc}") from None
     names = [n for n in spec.axes if _grid.AXES[n].group == "profile"]
@@ -155,7 +150,8 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
             serving = _derive.serving_config(power_model=spec.power_model, **kwargs)
             _derive.check_setup(g, m, serving)
         except SweepInputError as exc:
-            raise SweepInputError(f"{where}: {exc}") from None
+            note = (gpu_note + model_note) if isinstance(exc, UnknownNameError) else ""
+            raise SweepInputError(f"{where}: {exc}{note}") from None
         gpu_arrays, model_arrays = g.arrays(), m.arrays()
         row = {**{f"gpu.{k}": v for k, v in gpu_arrays.items()}, **{f"model.{k}": v for k, v in model_arrays.items()},
                **{f"serving.{k}": v for k, v in serving.items()}}

@@ -6,16 +6,15 @@ Bad input exits with status 2 and a one-line message naming the file, key and al
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
+import warnings
 
 from pathlib import Path
 
-import numpy as np
-
-from sweep._errors import SweepInputError
+from sweep import _signals
+from sweep._errors import SweepInputError, SweepWarning
 
 EPILOG = """\
 examples:
@@ -40,6 +39,7 @@ def _progress_printer(stream):
             return
         state["last"] = elapsed_s
         end = "\n" if done == total else ""
+        _signals.state["open_line"] = done < total
         stream.write(f"\r  block {done}/{total} ({100 * done / total:.0f} %), {elapsed_s:.1f} s{end}")
         stream.flush()
 
@@ -48,6 +48,8 @@ def _progress_printer(stream):
 
 def summary(ds, elapsed_s: float) -> str:
     """A short text summary: size, speed and tokens/W per setup (rows) over context or topology."""
+    import numpy as np
+
     fleet = "fleet_tokens_per_watt" in ds
     target = ds["fleet_tokens_per_watt" if fleet else "tokens_per_watt"]
     column = "topology" if fleet else "context"
@@ -110,10 +112,10 @@ def cmd_list(args) -> int:
                 print(f"    {key:<24} {value:<14g}{_prov(prof.provenance.get(key))}")
             print()
     elif args.what == "gpus":
-        from sweep._api import user_catalog_files
         from sweep._hardware import load_gpu_catalog
+        from sweep._user_catalog import usable_user_catalog
 
-        catalog = load_gpu_catalog(user_catalog_files("gpus"))
+        catalog = load_gpu_catalog(usable_user_catalog("gpus")[0])
         for name in catalog.names():
             entry = catalog.get(name)
             aliases = f"  (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
@@ -122,10 +124,10 @@ def cmd_list(args) -> int:
                 print(f"    {key:<26} {value.value:<14g}{_prov(value)}")
             print()
     elif args.what == "models":
-        from sweep._api import user_catalog_files
         from sweep._models import load_model_catalog, param_counts
+        from sweep._user_catalog import usable_user_catalog
 
-        catalog = load_model_catalog(user_catalog_files("models"))
+        catalog = load_model_catalog(usable_user_catalog("models")[0])
         print(f"{'model':<22}{'params (B)':>11}{'active (B)':>11}{'layers':>7}{'heads':>6}{'kv':>4}{'head_dim':>9}"
               f"{'MoE':>9}  source")
         for name in catalog.names():
@@ -149,19 +151,15 @@ def cmd_list(args) -> int:
 
 
 def cmd_model_import(args) -> int:
-    from sweep._api import user_catalog_files
-    from sweep._catalog_io import read_toml
-    from sweep._models import import_hf_config, model_toml
+    from sweep._models import import_hf_config, model_table
+    from sweep._user_catalog import add_model, check_model_name, home, user_catalog_files
 
+    if args.name is not None:
+        check_model_name(args.name, "--name")
     entry = import_hf_config(args.config, name=args.name)
-    target = Path(args.catalog) if args.catalog else Path(os.environ.get("SWEEP_HOME", Path.home() / ".sweep")) / "models.toml"
-    if target.exists() and entry.name in read_toml(target).get("models", {}):
-        raise SweepInputError(f"{target}: models.{entry.name}: already in this catalog; choose another --name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = target.read_text() if target.exists() else "# sweep user model catalog (sweep model import)\n"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text.rstrip("\n") + "\n\n" + model_toml(entry))
-    os.replace(tmp, target)
+    check_model_name(entry.name, f"{args.config} (the name derived from it; give one with --name)")
+    target = Path(args.catalog) if args.catalog else home() / "models.toml"
+    add_model(entry.name, model_table(entry), target)
     where = "the user catalog" if target.as_posix() in user_catalog_files("models") else "a catalog file"
     print(f"added model {entry.name!r} to {where} {target}")
     if where == "a catalog file":
@@ -224,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("run", help="evaluate a grid file", description="Evaluate every point of a grid file "
                            "(the Cartesian product of its axes) and print a summary; -o writes NetCDF.")
     p_run.add_argument("grid", help="grid file (TOML)")
-    p_run.add_argument("-o", "--output", help="NetCDF file to write (atomically: temporary file, then rename)")
+    p_run.add_argument("-o", "--output", help="NetCDF file to write (atomically: temporary file, then rename); "
+                       "only a regular file is replaced, a symlink is written through to its target")
     p_run.add_argument("--elasticities", action="store_true",
                        help="add elasticity(parameter, ...) = d ln(tokens_per_watt) / d ln(parameter)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
@@ -260,26 +259,46 @@ def build_parser() -> argparse.ArgumentParser:
         "($SWEEP_HOME/models.toml, default ~/.sweep/models.toml), which every grid reads; or to --catalog FILE, "
         "which a grid names in model_catalogs.")
     p_import.add_argument("config", help="path to config.json")
-    p_import.add_argument("--name", help="model id to use (default: derived from the config)")
+    p_import.add_argument("--name", help="model id to use (default: derived from the config): lower-case "
+                          "letters, digits, '.', '-' and '_', starting with a letter or digit")
     p_import.add_argument("--catalog", help="catalog TOML file to add to (default: the user catalog)")
     p_import.set_defaults(func=cmd_model_import)
     return parser
 
 
+def _one_line_warnings(show):
+    """`warnings.showwarning` that prints a SweepWarning as `sweep: warning: ...` and others with `show`."""
+
+    def showwarning(message, category, *args, **kwargs):
+        if issubclass(category, SweepWarning):
+            print(f"sweep: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return showwarning
+
+
 def main(argv=None) -> int:
     import signal
 
+    previous = _signals.install()  # first: Ctrl-C/SIGTERM end with one line, exit 130/143, in any phase
     if hasattr(signal, "SIGPIPE"):  # `sweep list profiles | head` must not print a traceback
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.argv = argv
     try:
-        return args.func(args)
+        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = parser.parse_args(argv)
+        args.argv = argv
+        _signals.state.update(target=getattr(args, "output", None) if args.command != "reproduce" else None,
+                              open_line=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return _signals.run_in_worker(lambda: args.func(args))
     except SweepInputError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _signals.restore(previous)
 
 
 if __name__ == "__main__":

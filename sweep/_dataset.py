@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 
 import numpy as np
 import xarray as xr
 
-from sweep._errors import SweepInputError
+from sweep._files import resolve_target, write_atomic
 
 # name -> (long_name, CF units). Counts and ratios are dimensionless ("1"); strings have no units.
 VARIABLES = {
@@ -100,31 +98,10 @@ def global_attrs(*, title, convention, spec, command, version, extra=None) -> di
 
 
 def check_writable(path) -> None:
-    """Fail early (before any computing) if `path` cannot be written."""
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    if not os.path.isdir(folder):
-        raise SweepInputError(f"{path}: cannot write output: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise SweepInputError(f"{path}: cannot write output: folder {folder} is not writable")
-    if os.path.isdir(path):
-        raise SweepInputError(f"{path}: cannot write output: it is a directory")
+    """Fail early (before any computing) if `path` cannot be written (see `sweep._files.resolve_target`)."""
+    resolve_target(path)
 
 
 def write_netcdf(ds: xr.Dataset, path) -> None:
-    """Write `ds` to `path` via a temporary file in the same folder, then rename (atomic)."""
-    path = os.fspath(path)
-    check_writable(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".nc.tmp", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SweepInputError(f"{path}: cannot write output: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write `ds` to `path` atomically (temporary file in the same folder, then rename)."""
+    write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))

@@ -6,3 +6,7 @@ class SweepInputError(ValueError):
 
     The CLI prints it and exits with status 2; the Python API raises it (a `ValueError`).
     """
+
+
+class SweepWarning(UserWarning):
+    """A one-line notice about something sweep did or skipped (the CLI prints `sweep: warning: ...`)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax.numpy as jnp
+import tomli_w
 
 from sweep._catalog_io import (
     InvalidValueError,
@@ -251,25 +252,23 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
     return dataclasses.replace(entry, paper_kernel=paper_kernel_for(entry, default_model_catalog().kernel_table))
 
 
-def model_toml(entry: ModelEntry) -> str:
-    """TOML text of one entry in the catalog format (for `sweep model import` to save)."""
-    lines = [f'[models."{entry.name}"]']
+def model_table(entry: ModelEntry) -> dict:
+    """One entry as a catalog table (a dict for a TOML writer; `sweep model import` saves it)."""
+    provenance = {(v.source, v.quality) for v in entry.arch.values()}
+    table = dict(zip(("source", "quality"), next(iter(provenance)))) if len(provenance) == 1 else {}
     if entry.aliases:
-        lines.append("aliases = [" + ", ".join(json.dumps(a) for a in entry.aliases) + "]")
-    srcs = {v.source for v in entry.arch.values()}
+        table["aliases"] = list(entry.aliases)
     for k in ARCH_FIELDS + PAPER_FIELDS:
-        if k not in entry.arch:
-            continue
-        v = entry.arch[k]
-        num = repr(int(v.value)) if float(v.value).is_integer() and abs(v.value) < 2**53 else repr(v.value)
-        if len(srcs) == 1:
-            lines.append(f"{k} = {num}")
-        else:
-            lines.append(f"{k} = {{ value = {num}, source = {json.dumps(v.source)}, quality = {json.dumps(v.quality)} }}")
-    if len(srcs) == 1:
-        v0 = next(iter(entry.arch.values()))
-        lines.insert(1, f"source = {json.dumps(v0.source)}\nquality = {json.dumps(v0.quality)}")
-    return "\n".join(lines) + "\n"
+        if k in entry.arch:
+            v = entry.arch[k]
+            num = int(v.value) if float(v.value).is_integer() and abs(v.value) < 2**53 else v.value
+            table[k] = num if len(provenance) == 1 else {"value": num, "source": v.source, "quality": v.quality}
+    return table
+
+
+def model_toml(entry: ModelEntry) -> str:
+    """TOML text of one entry in the catalog format."""
+    return tomli_w.dumps({"models": {entry.name: model_table(entry)}})
 
 
 # ---------------------------------------------------------------------------------------------

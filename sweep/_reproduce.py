@@ -8,7 +8,6 @@ convention (PAPER.md §5 fixes) and shown side by side.
 
 from __future__ import annotations
 
-import os
 import time
 import tomllib
 from importlib import resources
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from sweep import _grid
 from sweep._api import run
+from sweep._files import write_atomic
 
 FLEET_PAIRS = (("azure", 4096), ("lmsys", 1536))  # the paper's B_short per workload
 TOPOLOGY_LABELS = {"homogeneous": "homogeneous", "pool": "pool routing", "fleetopt": "FleetOpt"}
@@ -216,10 +216,10 @@ def _figure(path: Path, draw) -> Path:
     import matplotlib.pyplot as plt
 
     fig = draw(plt)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -296,7 +296,5 @@ def reproduce(grids="grids", out="outputs/paper") -> Path:
         lines += section(grids, out, targets)
     lines.append(f"_Evaluated in {time.perf_counter() - start:.1f} s._")
     report = out / "REPORT.md"
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, report)
+    write_atomic(report, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     return report
