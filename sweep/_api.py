@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from sweep import _calibrated, _grid
+from sweep import _validate as V
 from sweep._catalog_io import UnknownNameError, Value
 from sweep._dataset import annotate, check_writable, global_attrs, write_netcdf
 from sweep._efficiency import evaluate
@@ -71,6 +72,10 @@ def as_spec(spec) -> _grid.GridSpec:
 
 def calibrated_table(spec: _grid.GridSpec) -> ProfileTable:
     """Profiles for every (gpu, model) of the grid from inline tables, then the catalog."""
+    from sweep._hardware import default_gpu_catalog
+
+    gpus = default_gpu_catalog()
+    V.distinct(spec.where, "axes.gpu", spec.axes["gpu"], lambda g: gpus.resolve(g) if g in gpus else g.lower())
     catalog = _calibrated.load_catalog()
     inline = {}
     for i, entry in enumerate(spec.profiles):
@@ -124,6 +129,16 @@ def _dense_entry(name: str):
     return ModelEntry(name, {k: Value(float(arch[k]), source, "projected", 0.0) for k in ARCH_FIELDS})
 
 
+def _check_distinct_names(spec: _grid.GridSpec, gpus, models) -> None:
+    """No two gpu (model) axis values may name the same catalog entry (case, aliases, dense-<N>b)."""
+    def model(m):
+        dense = DENSE_MODEL.match(m)
+        return _grid.dense_model_name(float(dense.group(1)) * 1e9) if dense else models.resolve(m) if m in models else m
+
+    V.distinct(spec.where, "axes.gpu", spec.axes["gpu"], lambda g: gpus.resolve(g) if g in gpus else g)
+    V.distinct(spec.where, "axes.model", spec.axes["model"], model)
+
+
 def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
     """First-principles profiles for every combination of the grid's profile axes."""
     from sweep import _derive
@@ -137,6 +152,7 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
         models = load_model_catalog([*user_models, *spec.model_catalogs], spec.models, spec.model_configs)
     except SweepInputError as exc:
         raise SweepInputError(f"{where}: {exc}") from None
+    _check_distinct_names(spec, gpus, models)
     names = [n for n in spec.axes if _grid.AXES[n].group == "profile"]
     rows, provenance, unc = [], {}, []
     for combo in itertools.product(*(spec.axes[n] for n in names)):

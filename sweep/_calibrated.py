@@ -12,12 +12,20 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
+from sweep import _validate as V
 from sweep._catalog_io import SweepInputError, Value, parse_entry
 from sweep._profile import CONTINUOUS_FIELDS, LOGISTIC_DEFAULTS, Profile
 
 REQUIRED_KEYS = ("gpu", "model", "tp", *CONTINUOUS_FIELDS)
 OPTIONAL_DEFAULTS = {"prefill_chunk_tokens": 1024, "price_per_gpu_hour": 0.0}
-POSITIVE_KEYS = ("tp", "weight_time_s", "kv_time_per_seq_s", "calibration_context", "kv_block_tokens")
+# key -> (rule of `sweep._validate.RULES`, integer); max_slots <= 0 means no compute cap
+RULES = {
+    "tp": ("positive", True), "weight_time_s": ("positive", False), "kv_time_per_seq_s": ("positive", False),
+    "calibration_context": ("positive", True), "kv_block_tokens": ("positive", True),
+    "kv_blocks": ("positive", True), "max_slots": ("finite", True), "power_idle_w": ("nonnegative", False),
+    "power_nominal_w": ("positive", False), "power_k": ("positive", False), "power_x0": ("finite", False),
+    "prefill_chunk_tokens": ("positive", True), "price_per_gpu_hour": ("nonnegative", False),
+}
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_DEFAULTS, "source", "quality", "uncertainty")
 
 
@@ -50,9 +58,10 @@ def parse_profile(entry: dict, where: str) -> CalibratedProfile:
     for key in (*REQUIRED_KEYS[2:], *OPTIONAL_DEFAULTS):
         if key in entry and key not in numbers:
             raise SweepInputError(f"{where}: profile key {key!r} must be a number, got {meta.get(key)!r}")
-    for key in POSITIVE_KEYS:
-        if numbers[key].value <= 0:
-            raise SweepInputError(f"{where}: profile key {key!r} must be > 0, got {numbers[key].value!r}")
+    for key, (rule, integer) in RULES.items():
+        if key in numbers:
+            V.number(where, key, numbers[key].value, rule, integer)
+    V.ordered(where, {k: numbers[k].value for k in ("power_idle_w", "power_nominal_w")})
     for key, default in OPTIONAL_DEFAULTS.items():
         numbers.setdefault(key, Value(default, "sweep default", "calibrated", 0.0))
     values = {k: v.value for k, v in numbers.items()}

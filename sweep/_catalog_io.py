@@ -15,6 +15,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweep import _validate as V
+from sweep._validate import InvalidValueError  # noqa: F401 (re-exported)
 from sweep._errors import SweepInputError  # noqa: F401 (re-exported)
 
 QUALITIES = ("measured", "calibrated", "projected")
@@ -27,10 +29,6 @@ class UnknownNameError(SweepInputError):
 
 class MissingFieldError(SweepInputError):
     """A required field is absent from a catalog entry or an imported config file."""
-
-
-class InvalidValueError(SweepInputError):
-    """A value outside its allowed set or range."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def parse_entry(name: str, table: dict, numeric_keys=None, where: str = "") -> t
     defaults = {
         "source": table.get("source", ""),
         "quality": table.get("quality", "measured"),
-        "uncertainty": float(table.get("uncertainty", 0.0)),
+        "uncertainty": V.number(f"{where}{name}", "uncertainty", table.get("uncertainty", 0.0), "nonnegative"),
     }
     values, meta = {}, {}
     for key, raw in table.items():
@@ -90,7 +88,9 @@ def parse_entry(name: str, table: dict, numeric_keys=None, where: str = "") -> t
                 raise InvalidValueError(
                     f"{where}{name}.{key}: quality '{prov['quality']}'; allowed: {', '.join(QUALITIES)}"
                 )
-            values[key] = Value(float(v), str(prov["source"]), prov["quality"], float(prov["uncertainty"]))
+            V.number(f"{where}{name}", key, int(v) if isinstance(v, bool) else v)
+            unc = V.number(f"{where}{name}", f"{key}.uncertainty", prov["uncertainty"], "nonnegative")
+            values[key] = Value(float(v), str(prov["source"]), prov["quality"], float(unc))
         else:
             meta[key] = v
     meta.update({k: table[k] for k in PROVENANCE_KEYS if k in table})

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep import _validate as V
 from sweep._errors import SweepInputError
 
 CONVENTIONS = ("paper", "physical")
@@ -109,45 +110,36 @@ def _fail(where: str, key: str, message: str):
     raise SweepInputError(f"{where}: {key}: {message}")
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def expand_range(where: str, key: str, table: dict) -> list:
-    """Expand a range table into a list of values (see module docstring)."""
+    """Expand a range table into a list of values (see module docstring); its size is checked first."""
     allowed = "start, stop and one of step | num (+ spacing linear|geometric) | spacing = 'pow2'"
     unknown = set(table) - {"start", "stop", "step", "num", "spacing"}
-    if unknown or "start" not in table or "stop" not in table:
-        _fail(where, key, f"range table needs {allowed}; got keys {sorted(table)}")
-    start, stop = table["start"], table["stop"]
-    for k in ("start", "stop"):
-        if not _is_number(table[k]):
-            _fail(where, f"{key}.{k}", f"must be a number, got {table[k]!r}")
+    if unknown or "start" not in table or "stop" not in table or ("step" in table and "num" in table):
+        V.fail(where, key, f"range table has keys {sorted(table)}", allowed)
+    start = V.number(where, f"{key}.start", table["start"])
+    stop = V.number(where, f"{key}.stop", table["stop"])
+    V.ordered(where, {f"{key}.start": start, f"{key}.stop": stop})
     spacing = table.get("spacing", "linear")
-    if spacing == "pow2":
+    if spacing not in ("linear", "geometric", "pow2"):
+        V.fail(where, f"{key}.spacing", f"unknown spacing {spacing!r}", "linear, geometric, pow2")
+    if spacing == "pow2" and "step" not in table and "num" not in table:
         ok = all(isinstance(v, int) and v > 0 and v & (v - 1) == 0 for v in (start, stop))
-        if not ok or stop < start:
-            _fail(where, key, f"pow2 range needs integer powers of two start <= stop, got {start}..{stop}")
+        if not ok:
+            V.fail(where, key, f"pow2 range {start!r}..{stop!r}", "integer powers of two start <= stop")
+        V.range_size(where, key, stop.bit_length() - start.bit_length() + 1)
         return [1 << e for e in range(start.bit_length() - 1, stop.bit_length())]
-    if "step" in table:
-        step = table["step"]
-        if not _is_number(step) or step <= 0 or stop < start:
-            _fail(where, key, f"linear range needs step > 0 and start <= stop, got {table}")
-        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if "step" in table and spacing == "linear":
+        step = V.number(where, f"{key}.step", table["step"], "positive")
+        count = V.range_size(where, key, (stop - start) / step + 1e-9 + 1)
         values = [start + i * step for i in range(count)]
         return [int(v) for v in values] if all(isinstance(v, int) for v in (start, step)) else values
-    if "num" in table:
-        num = table["num"]
-        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
-            _fail(where, f"{key}.num", f"must be a positive integer, got {num!r}")
-        if spacing == "linear":
-            return np.linspace(start, stop, num).tolist()
+    if "num" in table and spacing != "pow2":
+        num = V.range_size(where, f"{key}.num", V.number(where, f"{key}.num", table["num"], "at_least_one", True))
         if spacing == "geometric":
-            if start <= 0 or stop <= 0:
-                _fail(where, key, f"geometric range needs start, stop > 0, got {start}..{stop}")
+            V.number(where, f"{key}.start", start, "positive")
             return np.geomspace(start, stop, num).tolist()
-        _fail(where, f"{key}.spacing", f"unknown spacing {spacing!r}; allowed: linear, geometric, pow2")
-    _fail(where, key, f"range table needs {allowed}")
+        return np.linspace(start, stop, num).tolist()
+    V.fail(where, key, f"range table has keys {sorted(table)} and spacing {spacing!r}", allowed)
 
 
 def dense_model_name(n_params: float) -> str:
@@ -155,43 +147,32 @@ def dense_model_name(n_params: float) -> str:
     return f"dense-{n_params / 1e9:.6g}b"
 
 
+NUMBER_KINDS = {"positive_int": ("positive", True), "fraction": ("fraction", False),
+                "open_fraction": ("open_fraction", False), "positive": ("positive", False),
+                "nonnegative": ("nonnegative", False), "at_least_one": ("at_least_one", False)}
+
+
 def _validate_axis(where: str, name: str, values: list, key: str) -> list:
     axis = AXES[name]
     if not values:
-        _fail(where, key, "axis is empty; give at least one value")
-
-    def check(ok, expected):
-        for v in values:
-            if not ok(v):
-                _fail(where, key, f"values must be {expected}, got {v!r}")
-
+        V.fail(where, key, "axis is empty", "at least one value")
     kind = axis.kind
-    if kind == "name":
-        check(lambda v: isinstance(v, str) and v != "", "non-empty strings")
-    elif kind == "choice":
-        check(lambda v: isinstance(v, str) and v.lower() in axis.choices, f"one of {', '.join(axis.choices)}")
+    if kind in NUMBER_KINDS:
+        rule, integer = NUMBER_KINDS[kind]
+        values = [V.number(where, key, v, rule, integer) for v in values]
+        values = [int(v) if integer else float(v) for v in values]
+    for v in values:
+        if kind == "name" and not (isinstance(v, str) and v != ""):
+            V.fail(where, key, f"got {v!r}", "non-empty strings")
+        if kind == "choice" and not (isinstance(v, str) and v.lower() in axis.choices):
+            V.fail(where, key, f"got {v!r}", ", ".join(axis.choices))
+        if kind == "batch" and v != "max" and not (V.is_number(v) and v > 0 and float(v).is_integer()):
+            V.fail(where, key, f"got {v!r}", 'positive integers or "max"')
+    if kind == "choice":
         values = [v.lower() for v in values]
-    elif kind == "positive_int":
-        check(lambda v: _is_number(v) and float(v).is_integer() and v > 0, "positive integers")
-        values = [int(v) for v in values]
     elif kind == "batch":
-        check(lambda v: v == "max" or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
-              'positive integers or "max"')
         values = [BATCH_MAX if v == "max" else int(v) for v in values]
-    elif kind == "fraction":
-        check(lambda v: _is_number(v) and 0 < v <= 1, "numbers in (0, 1]")
-    elif kind == "open_fraction":
-        check(lambda v: _is_number(v) and 0 < v < 1, "numbers in (0, 1)")
-    elif kind == "positive":
-        check(lambda v: _is_number(v) and v > 0, "numbers > 0")
-    elif kind == "nonnegative":
-        check(lambda v: _is_number(v) and v >= 0, "numbers >= 0")
-    elif kind == "at_least_one":
-        check(lambda v: _is_number(v) and v >= 1, "numbers >= 1")
-    if kind in ("fraction", "open_fraction", "positive", "nonnegative", "at_least_one"):
-        values = [float(v) for v in values]
-    if len(set(values)) != len(values):
-        _fail(where, key, f"values must be distinct, got {values!r}")
+    V.distinct(where, key, values, str.lower if kind == "name" else lambda v: v)
     return values
 
 
@@ -202,8 +183,8 @@ def _axis_values(where: str, name: str, raw) -> list:
             _fail(where, key, "a model range table takes only 'dense_params'")
         counts = raw["dense_params"]
         counts = expand_range(where, f"{key}.dense_params", counts) if isinstance(counts, dict) else counts
-        if not isinstance(counts, list) or not all(_is_number(c) and c > 0 for c in counts):
-            _fail(where, f"{key}.dense_params", f"must be positive parameter counts, got {counts!r}")
+        counts = counts if isinstance(counts, list) else [counts]
+        counts = [V.number(where, f"{key}.dense_params", c, "positive") for c in counts]
         raw = [dense_model_name(c) for c in counts]
     elif isinstance(raw, dict):
         raw = expand_range(where, key, raw)
@@ -285,8 +266,8 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         _check_fleet(where, axes, params)
 
     chunk = spec.get("chunk_points", DEFAULT_CHUNK_POINTS)
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        _fail(where, "chunk_points", f"must be a positive integer, got {chunk!r}")
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < V.MIN_CHUNK_POINTS:
+        V.fail(where, "chunk_points", f"got {chunk!r}", f"integers >= {V.MIN_CHUNK_POINTS} (points per compiled call)")
     title = spec.get("title", "sweep grid")
     if not isinstance(title, str):
         _fail(where, "title", f"must be a string, got {title!r}")

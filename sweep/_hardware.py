@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
+from sweep import _validate as V
 from sweep._catalog_io import (
     InvalidValueError,
     MissingFieldError,
@@ -36,6 +37,14 @@ REQUIRED_FIELDS = (
 OPTIONAL_FIELDS = ("fp8_flops", "power_idle_w", "power_nominal_w", "power_k", "power_x0")
 LOGISTIC_FIELDS = ("power_idle_w", "power_nominal_w", "power_k", "power_x0")
 GPU_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+# field -> (rule of `sweep._validate.RULES`, integer)
+RULES = {
+    "memory_bytes": ("positive", False), "hbm_bandwidth_bytes_per_s": ("positive", False),
+    "fp16_flops": ("positive", False), "fp8_flops": ("positive", False), "tdp_w": ("positive", False),
+    "price_per_gpu_hour": ("nonnegative", False), "prefill_chunk_tokens": ("positive", True),
+    "power_idle_w": ("nonnegative", False), "power_nominal_w": ("positive", False),
+    "power_k": ("positive", False), "power_x0": ("finite", False),
+}
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,8 @@ def gpu_entry_from_table(name: str, table: dict, origin: str = "") -> GpuEntry:
     if present and len(present) != len(LOGISTIC_FIELDS):
         raise MissingFieldError(f"{where}'{name}': logistic power needs all of {', '.join(LOGISTIC_FIELDS)}")
     for k, v in specs.items():
-        if k in ("memory_bytes", "hbm_bandwidth_bytes_per_s", "fp16_flops", "fp8_flops", "tdp_w", "prefill_chunk_tokens") and not v.value > 0:
-            raise InvalidValueError(f"{where}'{name}'.{k} = {v.value}: must be > 0")
+        V.number(f"{where}'{name}'", k, v.value, *RULES[k])
+    V.ordered(f"{where}'{name}'", {k: specs[k].value for k in ("power_idle_w", "power_nominal_w", "tdp_w") if k in specs})
     return GpuEntry(
         name=name,
         specs=specs,

@@ -32,6 +32,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import tomli_w
 
+from sweep import _validate as V
 from sweep._catalog_io import (
     InvalidValueError,
     MissingFieldError,
@@ -67,6 +68,8 @@ ARCH_DEFAULTS = {
     "max_context_tokens": 0.0,  # 0 = unknown
 }
 PAPER_FIELDS = ("paper_active_params",)
+FLAG_FIELDS = ("tie_word_embeddings", "mla", "qk_norm", "attention_bias")  # 0/1; other fields are counts
+POSITIVE_FIELDS = REQUIRED_ARCH + ("n_kv_heads", "head_dim")
 ARCH_FIELDS = REQUIRED_ARCH + tuple(ARCH_DEFAULTS)
 # Fields of the dict `derive_profile` takes (architecture + paper-convention data).
 MODEL_FIELDS = ARCH_FIELDS + (
@@ -121,6 +124,9 @@ def _complete(name: str, arch: dict, where: str) -> dict:
     unknown = set(arch) - set(ARCH_FIELDS) - set(PAPER_FIELDS)
     if unknown:
         raise InvalidValueError(f"{where}'{name}': unknown field(s) {sorted(unknown)}; allowed: {', '.join(ARCH_FIELDS + PAPER_FIELDS)}")
+    for k, x in arch.items():  # given values; derived ones follow from them
+        rule = "flag" if k in FLAG_FIELDS else "positive" if k in POSITIVE_FIELDS else "nonnegative"
+        V.number(f"{where}'{name}'", k, x.value, rule, integer=k not in ("head_dim", *PAPER_FIELDS))
     arch = dict(arch)
     src = arch["n_layers"]
     derived = lambda v: Value(float(v), src.source + " (derived)", src.quality, 0.0)  # noqa: E731
@@ -134,9 +140,8 @@ def _complete(name: str, arch: dict, where: str) -> dict:
     if "shared_intermediate_size" not in arch:
         arch["shared_intermediate_size"] = derived(arch["n_shared_experts"].value * arch["moe_intermediate_size"].value)
     v = {k: x.value for k, x in arch.items()}
-    for k in ("n_layers", "hidden_size", "n_heads", "n_kv_heads", "head_dim", "vocab_size"):
-        if not v[k] > 0:
-            raise InvalidValueError(f"{where}'{name}'.{k} = {v[k]}: must be > 0")
+    V.ordered(f"{where}'{name}'", {"n_kv_heads": v["n_kv_heads"], "n_heads": v["n_heads"]})
+    V.ordered(f"{where}'{name}'", {"n_dense_layers": v["n_dense_layers"], "n_layers": v["n_layers"]})
     if v["n_experts"] > 0 and not (0 < v["experts_per_token"] <= v["n_experts"] and v["moe_intermediate_size"] > 0):
         raise InvalidValueError(
             f"{where}'{name}': MoE needs 0 < experts_per_token <= n_experts and moe_intermediate_size > 0"
@@ -199,9 +204,13 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
     """
     path = Path(path)
     try:
-        cfg = json.loads(path.read_text())
+        cfg = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SweepInputError(f"config file '{path}' does not exist") from None
+    except IsADirectoryError:
+        raise SweepInputError(f"config file '{path}': is a directory; allowed: a config.json file") from None
+    except UnicodeDecodeError:
+        raise SweepInputError(f"config file '{path}': not UTF-8 text; allowed: a JSON file") from None
     except json.JSONDecodeError as e:
         raise SweepInputError(f"config file '{path}': invalid JSON ({e})") from None
     if not isinstance(cfg, dict):
@@ -215,9 +224,7 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
                 val = cfg[k]
                 if isinstance(val, bool):
                     val = float(val)
-                if not isinstance(val, (int, float)):
-                    raise InvalidValueError(f"{src}: field '{k}' = {val!r}: expected a number")
-                arch[ours] = Value(float(val), src, "measured", 0.0)
+                arch[ours] = Value(float(V.number(src, k, val)), src, "measured", 0.0)
                 break
     missing = [hf for ours, hf in HF_REQUIRED.items() if ours not in arch]
     if missing:
@@ -239,11 +246,13 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
             arch["moe_intermediate_size"] = mk(arch["intermediate_size"].value)
         if "shared_intermediate_size" in arch and "n_shared_experts" not in arch:  # Qwen2-MoE
             arch["n_shared_experts"] = mk(1)
-        L = int(arch["n_layers"].value)
-        mlp_only = set(cfg.get("mlp_only_layers") or [])
-        step = int(cfg.get("decoder_sparse_step", 1) or 1)
+        L = int(V.number(src, HF_REQUIRED["n_layers"], arch["n_layers"].value, "positive", integer=True))
+        mlp_only = cfg.get("mlp_only_layers") or []
+        mlp_only = {int(V.number(src, "mlp_only_layers", i, "nonnegative", True)) for i in
+                    (mlp_only if isinstance(mlp_only, list) else [mlp_only])}
+        step = int(V.number(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive", True))
         if "n_dense_layers" not in arch and (mlp_only or step != 1):
-            n_moe = sum(1 for i in range(L) if i not in mlp_only and (i + 1) % step == 0)
+            n_moe = L // step - sum(1 for i in mlp_only if i < L and (i + 1) % step == 0)
             arch["n_dense_layers"] = mk(L - n_moe)
     if name is None:
         raw = cfg.get("_name_or_path") or path.parent.name or path.stem

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sweep import _validate as V
 from sweep._errors import SweepInputError
 
 WORKLOAD_DIR = Path(__file__).parent / "data" / "workloads"
@@ -71,16 +72,13 @@ def validate_cdf(data, source: str = "<cdf>") -> np.ndarray:
     rows = []
     for i, entry in enumerate(data):
         ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry
+            V.is_number(v) and V.finite(v) for v in entry
         )
         if not ok:
-            _fail(source, f"{key}[{i}]", f"got {entry!r}", "a pair [tokens, cumulative_fraction] of numbers")
+            _fail(source, f"{key}[{i}]", f"got {entry!r}", "a pair [tokens, cumulative_fraction] of finite numbers")
         rows.append((float(entry[0]), float(entry[1])))
     arr = np.asarray(rows, dtype=np.float64)
     tokens, frac = arr[:, 0], arr[:, 1]
-    if not np.all(np.isfinite(arr)):
-        i = int(np.flatnonzero(~np.all(np.isfinite(arr), axis=1))[0])
-        _fail(source, f"{key}[{i}]", f"non-finite value {data[i]!r}", "finite numbers")
     if tokens[0] <= 0:
         _fail(source, f"{key}[0][0]", f"token length {tokens[0]:g} is not positive", "token lengths > 0")
     steps = np.diff(tokens)
@@ -121,12 +119,14 @@ def load_cdf(source) -> np.ndarray:
     path = _resolve(source)
     label = f"'{source}'" if str(source) in available_workloads() else f"file '{path}'"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SweepInputError(f"workload {label}: key '<root>': invalid JSON ({exc.msg} at line {exc.lineno}) "
                               "(allowed: a JSON array of [tokens, cumulative_fraction] or an object with \"cdf\")") from None
     except OSError as exc:
         raise SweepInputError(f"workload {label}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SweepInputError(f"workload {label}: not UTF-8 text (allowed: a JSON CDF file)") from None
     return validate_cdf(data, label)
 
 

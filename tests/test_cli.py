@@ -48,8 +48,8 @@ def test_run_writes_netcdf_with_cf_metadata(tmp_path, capsys):
     "text, match",
     [
         (GOOD.replace('"H100"', '"H999"'), r"no calibrated profile for gpu 'H999'.*available: B200/llama-3.1-70b"),
-        (GOOD.replace("[4096, 8192]", "[0]"), r"axes\.context: values must be positive integers"),
-        (GOOD.replace("[4096, 8192]", "[4096.5]"), r"axes\.context: values must be positive integers"),
+        (GOOD.replace("[4096, 8192]", "[0]"), r"axes\.context: got 0; allowed: finite integers > 0"),
+        (GOOD.replace("[4096, 8192]", "[4096.5]"), r"axes\.context: got 4096\.5; allowed: finite integers > 0"),
         (GOOD.replace("[4096, 8192]", "[]"), r"axes\.context: axis is empty"),
         ("speed = 3\n" + GOOD, r"unknown key\(s\) \['speed'\]"),
         (GOOD.replace("[axes]", "[axes]\ncolour = [1]"), r"unknown axis \['colour'\]"),

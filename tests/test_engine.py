@@ -1,8 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 import sweep
-from sweep import _engine
+from sweep import _engine, _grid
 from sweep._engine import Plan
 from tests import reference
 from tests.utils import assert_allclose
@@ -19,11 +21,16 @@ SPEC = {
 }
 
 
+def with_chunk(spec: dict, chunk_points: int) -> _grid.GridSpec:
+    """The spec with a chunk size below the grid-file minimum (to exercise many blocks)."""
+    return dataclasses.replace(_grid.parse(spec), chunk_points=chunk_points)
+
+
 @pytest.mark.parametrize("chunk_points", [1, 7, 20, 64, 1000, 1 << 22])
 def test_chunking_does_not_change_results(chunk_points):
     # integer outputs exactly; floats to the dtype tolerance (XLA may order a block's arithmetic differently)
     whole = sweep.run(SPEC)
-    chunked = sweep.run({**SPEC, "chunk_points": chunk_points})
+    chunked = sweep.run(with_chunk(SPEC, chunk_points))
     for name in whole.data_vars:
         want, got = whole[name].values, chunked[name].values
         if np.issubdtype(want.dtype, np.integer):
@@ -56,14 +63,13 @@ def test_plan_covers_every_point_once(dims, chunk):
 
 
 def test_one_compilation_for_many_chunks_and_reuse_across_runs():
-    spec = {**SPEC, "axes": {**SPEC["axes"], "context": [1001, 2002, 3003, 4004, 5005, 6006, 7007]},
-            "chunk_points": 10}
+    spec = {**SPEC, "axes": {**SPEC["axes"], "context": [1001, 2002, 3003, 4004, 5005, 6006, 7007]}}
     before = _engine._kernel._cache_size()
-    sweep.run(spec)
+    sweep.run(with_chunk(spec, 10))
     assert Plan.make((2, 7, 5, 2), 10).n_blocks > 5
     compiled = _engine._kernel._cache_size() - before
     assert compiled == 1  # many blocks: one compiled kernel
-    sweep.run({**spec, "axes": {**spec["axes"], "context": [11, 22, 33, 44, 55, 66, 77]}})
+    sweep.run(with_chunk({**spec, "axes": {**spec["axes"], "context": [11, 22, 33, 44, 55, 66, 77]}}, 10))
     assert _engine._kernel._cache_size() == before + compiled  # same structure, new values: no recompile
 
 
