@@ -273,6 +273,7 @@ class FleetModel(Model):
     def outputs(self):
         outputs = {v: (None, ()) for v in FLEET_OUTPUTS.values()}
         outputs.update({v: (None, (2,)) for v in POOL_OUTPUTS.values()})
+        outputs["meets_slo"] = (np.int8, ())
         return outputs
 
     target = "fleet_tokens_per_watt"
@@ -290,6 +291,7 @@ class FleetModel(Model):
                             relaxed=relaxed, lengths=lengths)
         renamed = {FLEET_OUTPUTS[k]: out[k] for k in FLEET_OUTPUTS}
         renamed.update({POOL_OUTPUTS[k]: out[k] for k in POOL_OUTPUTS})
+        renamed["meets_slo"] = (out["ttft_p99_s"] <= value("ttft_p99_s")).astype(jnp.int8)
         return renamed
 
 
@@ -322,9 +324,6 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
         axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
         # the results include the model's `pre` pass: max_concurrency and feasible on (profile, context)
         results = run_grid(table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, **options)
-        if spec.elasticities:  # the relaxed model has no n_max = 0: report only where a sequence fits
-            mask = np.expand_dims(results["feasible"] == 0, tuple(range(2, 1 + len(axes))))
-            results["elasticity"][:, np.broadcast_to(mask, results["elasticity"].shape[1:])] = np.nan
     else:
         from sweep._fleet import TOPOLOGIES
         from sweep._workload import load_workload, stack_workloads
@@ -347,6 +346,8 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
             "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
             "compressed requests' output tokens)" if spec.convention == "paper" else
             "exact (requests routed by (lo, hi], compressed requests generate the clipped output)")
+    if spec.elasticities:
+        mask_elasticities(results, model.target)
     ds = to_dataset(table, spec, point_axes, results)
     if spec.uncertainty:
         add_uncertainty(ds, table)
@@ -364,6 +365,17 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
     if out is not None:
         write_netcdf(ds, out)
     return ds
+
+
+def mask_elasticities(results: dict, target: str) -> None:
+    """NaN elasticities where ln of the exact target is undefined (0 or not finite) or no sequence
+    fits: the relaxed model differentiated there has neither n_max = 0 nor floor(load·n_max) = 0."""
+    y = results[target]
+    bad = ~np.isfinite(y) | (y == 0)
+    if "feasible" in results:  # on the (profile, context) sub-grid
+        infeasible = results["feasible"] == 0
+        bad |= np.expand_dims(infeasible, tuple(range(infeasible.ndim, y.ndim)))
+    results["elasticity"][:, bad] = np.nan
 
 
 def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, results: dict) -> xr.Dataset:

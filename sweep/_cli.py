@@ -88,6 +88,9 @@ def cmd_run(args) -> int:
         command=command,
     )
     elapsed = time.perf_counter() - start
+    if "meets_slo" in ds and (missed := int((ds["meets_slo"] == 0).sum())):
+        warnings.warn(f"{missed} of {ds['meets_slo'].size} fleet points miss their P99 TTFT target "
+                      "(ttft_p99 > ttft_p99_s; see meets_slo)", SweepWarning)
     if not args.quiet:
         print(summary(ds, elapsed))
         if args.output:
@@ -170,21 +173,23 @@ def cmd_model_import(args) -> int:
 def cmd_optimize(args) -> int:
     from sweep._api import as_spec, run
     from sweep._dataset import check_writable, write_netcdf
-    from sweep._optimize import optimize, refine
+    from sweep._optimize import REASONS, check_max_compression, optimize, refine
 
     command = "sweep " + " ".join(shlex.quote(a) for a in args.argv)
+    gmax = check_max_compression(args.max_compression)
     spec = as_spec(args.grid)
     if args.output:
         check_writable(args.output)
     if spec.mode != "fleet":
         raise SweepInputError(f"{args.grid}: topology: sweep optimize needs a fleet grid (one with a topology axis)")
     ds = run(spec, progress=_progress_printer(sys.stderr), command=command)
-    best = refine(spec, ds) if args.refine else optimize(ds)
+    best = refine(spec, ds, max_compression=gmax) if args.refine else optimize(ds, max_compression=gmax)
     flat = best.stack(group=[d for d in best.best_fleet_tokens_per_watt.dims]) if best.best_fleet_tokens_per_watt.dims \
         else best.expand_dims("group")
-    print(f"best split per setup ({spec.convention} convention, P99 TTFT <= target; gain = best / homogeneous)")
+    print(f"best split per setup ({spec.convention} convention, P99 TTFT <= target, gamma <= {gmax:g}; "
+          "gain = best / homogeneous)")
     header = f"{'setup':<44}{'topology':>12}{'b_short':>9}{'gamma':>7}{'tok/W':>10}{'homog.':>10}{'gain':>7}"
-    print(header + ("   refined: b_short  gamma   tok/W   gain" if args.refine else ""))
+    print(header + ("   refined: b_short  gamma   tok/W   gain  reason" if args.refine else ""))
     for i in range(flat.sizes["group"]):
         row = flat.isel(group=i)
         label = " / ".join(str(row[d].values) for d in best.best_fleet_tokens_per_watt.dims)
@@ -193,7 +198,8 @@ def cmd_optimize(args) -> int:
                 f"{float(row.homogeneous_fleet_tokens_per_watt):>10.4g}{float(row.gain_over_homogeneous):>7.2f}")
         if args.refine:
             line += (f"   {float(row.refined_b_short):>15.0f}{float(row.refined_gamma):>7.2f}"
-                     f"{float(row.refined_fleet_tokens_per_watt):>8.4g}{float(row.refined_gain_over_homogeneous):>7.2f}")
+                     f"{float(row.refined_fleet_tokens_per_watt):>8.4g}{float(row.refined_gain_over_homogeneous):>7.2f}"
+                     f"  {REASONS[int(row.refinement_status)]}")
         print(line)
     if args.output:
         write_netcdf(best, args.output)
@@ -245,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_opt.add_argument("grid", help="fleet grid file (TOML) with b_short and/or gamma axes")
     p_opt.add_argument("-o", "--output", help="NetCDF file for the optimum per setup")
     p_opt.add_argument("--refine", action="store_true", help="gradient refinement on the continuous relaxation")
+    p_opt.add_argument("--max-compression", type=float, default=2.0, metavar="G",
+                       help="largest prompt compression factor gamma a FleetOpt split may use (default 2, the "
+                       "paper's); grid points above it are skipped")
     p_opt.set_defaults(func=cmd_optimize)
 
     p_list = sub.add_parser("list", help="list catalog entries with provenance")

@@ -28,6 +28,7 @@ VARIABLES = {
     "fleet_output_tokens_per_second": ("fleet output tokens per second", "s-1"),
     "cost_per_mtok": ("cost in US dollars per million output tokens (GPU-hour prices)", "1"),
     "ttft_p99": ("P99 time to first token, worst pool (queueing wait + mean prefill)", "s"),
+    "meets_slo": ("1 where ttft_p99 <= ttft_p99_s (the P99 TTFT target), else 0", "1"),
     "instances": ("serving instances in the pool", "1"),
     "traffic_share": ("share of requests routed to the pool", "1"),
     "utilization": ("pool utilisation rho = lambda / (N mu)", "1"),
@@ -75,6 +76,8 @@ def annotate(ds: xr.Dataset) -> xr.Dataset:
         ds["bound"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8), flag_meanings="memory_bound compute_bound")
     if "feasible" in ds:
         ds["feasible"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8), flag_meanings="infeasible feasible")
+    if "meets_slo" in ds:
+        ds["meets_slo"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8), flag_meanings="misses_slo meets_slo")
     return ds
 
 

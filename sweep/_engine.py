@@ -149,10 +149,12 @@ def _pre_kernel(theta, axis_values, params, extras, *, model, derive, names):
     return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
 
 
-@partial(jax.jit, static_argnames=("model", "derive", "names", "keep", "lengths"), donate_argnums=0, keep_unused=True)
+@partial(jax.jit, static_argnames=("model", "derive", "names", "keep", "lengths", "dtype"), donate_argnums=0,
+         keep_unused=True)
 def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *, model, derive, names, keep,
-            lengths):
-    """One block of the grid: the model's outputs `keep`, each of shape `lengths` + trailing.
+            lengths, dtype):
+    """One block of the grid: the model's outputs `keep`, each of shape `lengths` + trailing, float
+    outputs cast to `dtype`.
 
     `recycled` is an earlier block's outputs, already copied out and donated: XLA writes this
     block's outputs into the same memory instead of allocating (and page-faulting) new buffers.
@@ -160,13 +162,14 @@ def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *,
     del recycled
     theta_b, axis_b, pre_b = _gather(theta, axis_values, pre, starts, sizes, lengths)
     out = _evaluate(model, derive, names, theta_b, axis_b, params, extras, False, pre_b)
-    return {k: jnp.broadcast_to(out[k], tuple(lengths) + model.outputs[k][1]) for k in keep}
+    return {k: jnp.broadcast_to(out[k], tuple(lengths) + model.outputs[k][1]).astype(model.outputs[k][0] or dtype)
+            for k in keep}
 
 
-@partial(jax.jit, static_argnames=("model", "derive", "names", "keys", "lengths"), donate_argnums=0,
+@partial(jax.jit, static_argnames=("model", "derive", "names", "keys", "lengths", "dtype"), donate_argnums=0,
          keep_unused=True)
 def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extras, *, model, derive, names, keys,
-                       lengths):
+                       lengths, dtype):
     """∂ln y/∂ln θ_key of the target output y on one block, one forward-mode jvp per key
     (`recycled`: as for `_kernel`)."""
     del recycled
@@ -185,7 +188,7 @@ def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extr
                    for k, v in theta_b.items()}
         d = jax.jvp(target, (theta_b,), (tangent,))[1]
         rows.append(jnp.broadcast_to(jnp.where(value != 0, d / safe, jnp.nan), shape))
-    return jnp.stack(rows)
+    return jnp.stack(rows).astype(dtype)
 
 
 PIPELINE_DEPTH = 2  # blocks dispatched ahead: XLA computes them while the oldest is copied out
@@ -198,6 +201,7 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
 
     `axes` maps axis names (in dim order) to 1-D numeric arrays; `params` holds the scalar
     parameters; `keep` (a tuple of output names, default all) limits what is computed and stored.
+    `dtype` is the storage type of float outputs; the model is evaluated in float64 whatever it is.
     The outputs of the model's `pre` pass are returned too, on their (K, first axis) sub-grid.
     `progress(done_blocks, n_blocks, elapsed_s)` is called after each block.
 
@@ -211,9 +215,11 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
     np_dtype = np.dtype(dtype)
     names = tuple(axes)
     dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
-    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np_dtype))) for k, v in table.theta.items()}
-    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np_dtype))) for v in axes.values())
-    params_c = {k: jnp.asarray(np.asarray(v, dtype=np_dtype)) for k, v in params.items()}
+    # the model is always evaluated in float64: integer outputs (n_max, instance counts, …) must
+    # not depend on `dtype`, which only sets how float outputs are stored
+    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for k, v in table.theta.items()}
+    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for v in axes.values())
+    params_c = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
     extras = tuple(jnp.asarray(e) for e in extras)
     sizes = jnp.asarray(np.array(dims, dtype=np.int64))
     keys = tuple(table.elasticity_params) if elasticities else ()
@@ -232,7 +238,7 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, model: Model, *, dty
 
     plan = Plan.make(dims, chunk_points)
     lengths = (1,) * plan.split + (plan.block,) + tuple(dims[plan.split + 1 :])
-    static = dict(model=model, derive=table.derive, names=names, lengths=lengths)
+    static = dict(model=model, derive=table.derive, names=names, lengths=lengths, dtype=np_dtype.name)
 
     block_shapes = {k: (lengths + model.outputs[k][1], np.dtype(model.outputs[k][0] or np_dtype)) for k in keep}
     if keys:

@@ -6,7 +6,10 @@ workload, arrival_rate, ttft_p99_s, …) is a *group*. Per group it reports the 
 b_short, gamma) with the largest `fleet_tokens_per_watt` among the points that meet the SLO
 (`ttft_p99 <= ttft_p99_s`, the grid's target: an axis of the grid or its scalar attribute), the
 homogeneous fleet's value (`topology = "homogeneous"`, itself subject to the SLO) and the gain
-best / homogeneous. It is exact: an argmax over the values the engine computed.
+best / homogeneous. It is exact: an argmax over the values the engine computed. Prompt
+compression is not free: FleetOpt points with γ above `max_compression` (γ_max, default 2, the
+paper's value) are not candidates. `optimum_flags` marks an optimum on the edge of the grid or at
+γ_max, or with an empty pool, and one warning line counts them.
 
 `refine(spec_or_ds)` — gradient refinement of the grid optimum over continuous (b_short, γ) of
 the FleetOpt topology (pool routing is its face γ = 1), using the continuous relaxation
@@ -24,7 +27,8 @@ value-and-gradient over every group; no Python loop over points):
 2. `steps` iterations of monotone projected gradient ascent in u = (ln b_short, ln γ): the
    step is along the normalised projected gradient (components pushing out of an active bound
    dropped), of per-group length η; a step is accepted only if the relaxed objective increases
-   (then η ← 1.5 η), otherwise rejected (η ← η / 2). Bounds: "grid" (default) — the box of
+   (then η ← 1.5 η), otherwise rejected (η ← η / 2). Both kinds of bounds cap γ at γ_max.
+   Bounds: "grid" (default) — the box of
    the grid's b_short and γ axes, γ ≥ 1, intersected with γ ≤ long_context / b_short; "model" —
    b_short in [first CDF knot, long_context − 1], γ in [1, long_context / b_short].
    Why "grid" by default: fleet tokens/W puts no price on compression, so the model rewards
@@ -51,6 +55,7 @@ step) the refinement simply reports the grid optimum.
 from __future__ import annotations
 
 import json
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -60,12 +65,17 @@ import numpy as np
 import xarray as xr
 
 from sweep._dataset import history_line
-from sweep._errors import SweepInputError
+from sweep._errors import SweepInputError, SweepWarning
 
 SEARCH_DIMS = ("topology", "b_short", "gamma")
 # point parameters of fleet_metrics that a fleet grid may sweep (group dims) or fix (attributes)
 POINT_PARAMS = ("arrival_rate", "long_context", "ttft_p99_s", "rho_max", "output_share")
 STENCIL = (0.95, 0.975, 1.0, 1.025, 1.05)  # neighbours of the refined point, multiplicative
+MAX_COMPRESSION = 2.0  # default γ_max: the paper's prompt compression factor
+EMPTY_SHARE = 1e-3  # a pool with less traffic share than this (or 0 instances) is empty
+FLAGS = {"b_short_at_grid_edge": 1, "gamma_at_grid_edge": 2, "gamma_at_max_compression": 4, "empty_pool": 8}
+EDGE = 1 | 2 | 4
+REASONS = {-1: "infeasible", 0: "not_confirmed", 1: "refined", 2: "at_bound", 3: "flat"}
 
 _OPT_VARS = {
     "best_topology": ("routing topology of the largest fleet tokens/W meeting the SLO (none: no such point)", None),
@@ -77,15 +87,18 @@ _OPT_VARS = {
     "homogeneous_fleet_tokens_per_watt": ("homogeneous fleet output tokens per joule (NaN: misses the SLO)", "J-1"),
     "gain_over_homogeneous": ("best / homogeneous fleet tokens per watt", "1"),
     "feasible_points": ("number of (topology, b_short, gamma) grid points meeting the SLO", "1"),
+    "optimum_flags": (("what to distrust about the optimum: b_short or gamma at the smallest/largest value "
+                       "offered, gamma at max_compression, a pool with ~0 traffic or 0 instances"), None),
     "refined_topology": ("topology after gradient refinement (the grid optimum's where it was kept)", None),
     "refined_b_short": ("B_short after gradient refinement (integer; exact model)", "1"),
     "refined_gamma": ("gamma after gradient refinement (exact model)", "1"),
     "refined_fleet_tokens_per_watt": ("fleet output tokens per joule at the refined point, exact model", "J-1"),
     "refined_gain_over_homogeneous": ("refined / homogeneous fleet tokens per watt", "1"),
     "refined_ttft_p99": ("worst-pool P99 time to first token at the refined point, exact model", "s"),
-    "refinement_status": ("1: the exact model confirms the refined point is at least as good as the grid optimum; "
-                          "0: grid optimum kept; "
-                          "-1: nothing to refine (no feasible routed point)", "1"),
+    "refinement_status": (("1: the exact model confirms the refined point beats the grid optimum; otherwise the "
+                           "grid optimum is kept and the value says why: 0 the exact model did not confirm the "
+                           "relaxed optimum; 2 the relaxed ascent stopped at a bound; 3 flat (no improving "
+                           "direction); -1 nothing to refine (no feasible routed point)"), None),
     "continuous_b_short": ("B_short of the relaxed (continuous) local optimum", "1"),
     "continuous_gamma": ("gamma of the relaxed (continuous) local optimum", "1"),
     "relaxed_fleet_tokens_per_watt": ("fleet tokens per joule of the continuous relaxation at its optimum", "J-1"),
@@ -94,7 +107,8 @@ _OPT_VARS = {
 OPTIMIZE_NOTE = (
     "grid search: per group (every dim but topology, b_short, gamma) the argmax of fleet_tokens_per_watt over the "
     "grid's (topology, b_short, gamma) points with ttft_p99 <= ttft_p99_s; ties go to the first point in "
-    "(topology, b_short, gamma) order; gain = best / homogeneous"
+    "(topology, b_short, gamma) order; gain = best / homogeneous; FleetOpt points with gamma > max_compression "
+    "are excluded"
 )
 REFINE_NOTE = (
     "gradient refinement: monotone projected gradient ascent of ln fleet tokens/W of the continuous relaxation "
@@ -112,9 +126,31 @@ def _attrs(ds: xr.Dataset) -> xr.Dataset:
             if units is not None:
                 ds[name].attrs["units"] = units
     if "refinement_status" in ds:
-        ds["refinement_status"].attrs.update(flag_values=np.array([-1, 0, 1], dtype=np.int8),
-                                             flag_meanings="not_refined grid_optimum_kept refined")
+        ds["refinement_status"].attrs.update(flag_values=np.array(list(REASONS), dtype=np.int8),
+                                             flag_meanings=" ".join(REASONS.values()))
+    if "optimum_flags" in ds:
+        ds["optimum_flags"].attrs.update(flag_masks=np.array(list(FLAGS.values()), dtype=np.int8),
+                                         flag_meanings=" ".join(FLAGS))
     return ds
+
+
+def check_max_compression(value) -> float:
+    """γ_max as a float; SweepInputError unless it is a finite number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value < 1:
+        raise SweepInputError(f"max_compression: must be a finite number >= 1 (the largest prompt compression "
+                              f"factor gamma allowed), got {value!r}")
+    return float(value)
+
+
+def _warn(out: xr.Dataset) -> None:
+    """One warning line summarising the setups whose optimum sits on an edge or has an empty pool."""
+    flags = out["optimum_flags"].values.ravel()
+    edge, empty = np.count_nonzero(flags & EDGE), np.count_nonzero(flags & FLAGS["empty_pool"])
+    if edge or empty:
+        warnings.warn(f"optimize: of {flags.size} setups, {edge} have the optimum on the edge of the grid or at "
+                      f"gamma = max_compression = {out.attrs['max_compression']:g} (widen the grid), {empty} an empty "
+                      "pool (the split degenerated); see optimum_flags", SweepWarning, stacklevel=3)
 
 
 def _check_fleet(ds: xr.Dataset) -> None:
@@ -147,21 +183,30 @@ def _fixed(ds: xr.Dataset, name: str) -> float:
     return float(value) if value is not None else np.nan
 
 
-def optimize(ds: xr.Dataset) -> xr.Dataset:
+def optimize(ds: xr.Dataset, max_compression: float = MAX_COMPRESSION) -> xr.Dataset:
     """Grid optimum of fleet tokens/W per group, subject to the SLO (see module docstring).
 
     Returns a Dataset over the group dims (all dims of `ds` except topology, b_short, gamma and
     pool) with best_topology (str; "none" where no point meets the SLO), best_b_short,
     best_gamma (NaN for homogeneous; γ = 1 for pool routing), best_fleet_tokens_per_watt,
     best_ttft_p99, best_instances (pool), homogeneous_fleet_tokens_per_watt (NaN if absent or
-    missing the SLO), gain_over_homogeneous and feasible_points. b_short/gamma fixed in the grid
-    are taken from the Dataset's attributes.
+    missing the SLO), gain_over_homogeneous, feasible_points and optimum_flags (FLAGS bits; one
+    warning line summarises them). b_short/gamma fixed in the grid are taken from the Dataset's
+    attributes. FleetOpt points with γ > `max_compression` (γ_max) are not candidates.
     """
+    out = _grid_optimum(ds, check_max_compression(max_compression))
+    _warn(out)
+    return out
+
+
+def _grid_optimum(ds: xr.Dataset, gmax: float) -> xr.Dataset:
     _check_fleet(ds)
     tpw = ds["fleet_tokens_per_watt"]
     search = [d for d in SEARCH_DIMS if d in tpw.dims]
     group = [d for d in tpw.dims if d not in search]
-    ok = feasible_mask(ds).broadcast_like(tpw).transpose(*group, *search)
+    gamma = ds["gamma"] if "gamma" in ds.coords else xr.DataArray(_fixed(ds, "gamma"))
+    ok = feasible_mask(ds) & ((ds["topology"] != "fleetopt") | ~(gamma > gmax))  # only FleetOpt compresses
+    ok = ok.broadcast_like(tpw).transpose(*group, *search)
     tpw = tpw.transpose(*group, *search)
     gshape = tuple(ds.sizes[d] for d in group)
     sshape = tuple(ds.sizes[d] for d in search)
@@ -207,14 +252,15 @@ def optimize(ds: xr.Dataset) -> xr.Dataset:
         inst, extra = pick(ds["instances"])
         data["best_instances"] = (group + extra, inst.reshape(gshape + inst.shape[1:]))
         coords.update({d: ds[d] for d in extra if d in ds.coords})
-
-    if "homogeneous" in list(topo_labels):
-        h = tpw.sel(topology="homogeneous").where(ok.sel(topology="homogeneous"))
-        rest = [d for d in search if d != "topology"]
-        homogeneous = h.max(rest) if rest else h  # identical across b_short/gamma; NaN if all miss the SLO
-        homogeneous = homogeneous.transpose(*group).values.reshape(gshape)
-    else:
-        homogeneous = np.full(gshape, np.nan)
+    empty = np.zeros(n_groups, dtype=bool)
+    for name, floor in (("instances", 0.0), ("traffic_share", EMPTY_SHARE)):
+        if name in ds:
+            empty |= np.any(pick(ds[name])[0].reshape(n_groups, -1) <= floor, axis=1)
+    flags = _edge_flags(ds, idx, topology, gmax) | np.where((pool | (topology == "fleetopt")) & empty,
+                                                          FLAGS["empty_pool"], 0)
+    data["optimum_flags"] = (group, flags.astype(np.int8).reshape(gshape))
+    homogeneous = _homogeneous(tpw, ok, group, search, gshape) if "homogeneous" in list(topo_labels) \
+        else np.full(gshape, np.nan)
     data["homogeneous_fleet_tokens_per_watt"] = (group, homogeneous)
     with np.errstate(invalid="ignore", divide="ignore"):
         data["gain_over_homogeneous"] = (group, best.reshape(gshape) / homogeneous)
@@ -223,7 +269,31 @@ def optimize(ds: xr.Dataset) -> xr.Dataset:
     out.attrs["history"] = "\n".join(filter(None, [ds.attrs.get("history"), history_line("sweep optimize")]))
     out.attrs["title"] = f"optimum split: {ds.attrs.get('title', 'fleet grid')}"
     out.attrs["optimum_method"] = OPTIMIZE_NOTE
+    out.attrs["max_compression"] = gmax
     return _attrs(out)
+
+
+def _homogeneous(tpw, ok, group, search, gshape) -> np.ndarray:
+    h = tpw.sel(topology="homogeneous").where(ok.sel(topology="homogeneous"))
+    rest = [d for d in search if d != "topology"]
+    homogeneous = h.max(rest) if rest else h  # identical across b_short/gamma; NaN if all miss the SLO
+    return homogeneous.transpose(*group).values.reshape(gshape)
+
+
+def _edge_flags(ds: xr.Dataset, idx: dict, topology: np.ndarray, gmax: float) -> np.ndarray:
+    """FLAGS bits 1, 2, 4 of each group's optimum (routed topologies only)."""
+    routed, fleetopt = np.isin(topology, ("pool", "fleetopt")), topology == "fleetopt"
+    flags = np.zeros(len(topology), dtype=np.int64)
+    if "b_short" in idx and ds.sizes["b_short"] > 1:
+        at_edge = np.isin(idx["b_short"], (0, ds.sizes["b_short"] - 1))
+        flags |= np.where(routed & at_edge, FLAGS["b_short_at_grid_edge"], 0)
+    gammas = np.asarray(ds["gamma"].values if "gamma" in idx else [_fixed(ds, "gamma")], dtype=float)
+    chosen = gammas[idx["gamma"]] if "gamma" in idx else np.full(len(topology), gammas[0])
+    offered = gammas[gammas <= gmax]
+    if offered.size > 1:
+        at_edge = np.isin(chosen, (offered.min(), offered.max()))
+        flags |= np.where(fleetopt & at_edge, FLAGS["gamma_at_grid_edge"], 0)
+    return flags | np.where(fleetopt & np.isclose(chosen, gmax, rtol=1e-9, atol=0), FLAGS["gamma_at_max_compression"], 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,8 +433,9 @@ class FleetProblem:
         return self.value_grad(u)[0]
 
     # bounds ------------------------------------------------------------------------------
-    def bounds(self, kind: str, ds: xr.Dataset):
-        """(b_lo, b_hi, g_lo, g_hi, long_context) per group (numpy; `ascend` takes their logs)."""
+    def bounds(self, kind: str, ds: xr.Dataset, max_compression: float = MAX_COMPRESSION):
+        """(b_lo, b_hi, g_lo, g_hi, long_context) per group (numpy; `ascend` takes their logs);
+        γ is capped at `max_compression` whatever `kind`."""
         long_ctx = np.asarray(self.params["long_context"])
         if kind == "model":
             b_lo = np.asarray(self.workload_lengths[:, 1])
@@ -378,7 +449,7 @@ class FleetProblem:
         else:
             raise SweepInputError(f"refine: bounds must be 'model' or 'grid', got {kind!r}")
         b_lo = np.minimum(b_lo, b_hi)
-        return b_lo, b_hi, g_lo, g_hi, long_ctx
+        return b_lo, b_hi, g_lo, np.minimum(g_hi, max_compression), long_ctx
 
 
 def _project(u, lo1, hi1, lo2, hi2, ln_long):
@@ -431,30 +502,33 @@ def _spec_from_dataset(ds: xr.Dataset):
 
 
 def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds: str = "grid",
-           step0: float = 0.25) -> xr.Dataset:
+           step0: float = 0.25, max_compression: float = MAX_COMPRESSION) -> xr.Dataset:
     """Grid optimum (`optimize`) plus a gradient-refined optimum checked by the exact model.
 
     `spec_or_ds`: a grid spec (path, dict or GridSpec; the grid is run unless `ds` is given) or a
     fleet Dataset from `sweep.run` (its `grid_spec` attribute is re-parsed; workload files given
     by relative path then resolve against the current folder). `bounds`: "model" (b_short in
     [first CDF knot, long_context − 1], γ in [1, long_context/b_short]) or "grid" (the swept
-    box). See the module docstring for the method and in what sense it is sound.
+    box); either way γ <= `max_compression`. See the module docstring for the method and in
+    what sense it is sound.
 
     Adds to `optimize`'s output: refined_topology, refined_b_short, refined_gamma,
     refined_fleet_tokens_per_watt (exact), refined_ttft_p99, refined_gain_over_homogeneous,
-    refinement_status (1 refined, 0 grid optimum kept, −1 nothing to refine), continuous_b_short,
+    refinement_status (1 refined; else the grid optimum is kept because: 0 the exact model did
+    not confirm, 2 the ascent stopped at a bound, 3 flat, −1 nothing to refine), continuous_b_short,
     continuous_gamma and relaxed_fleet_tokens_per_watt (the relaxation at its local optimum).
     """
     from sweep import _api
     from sweep._fleet import FLEETOPT
 
+    gmax = check_max_compression(max_compression)
     if isinstance(spec_or_ds, xr.Dataset):
         ds, spec = spec_or_ds, _spec_from_dataset(spec_or_ds)
     else:
         spec = _api.as_spec(spec_or_ds)
         if ds is None:
             ds = _api.run(spec)
-    out = optimize(ds)
+    out = _grid_optimum(ds, gmax)
     problem = FleetProblem(spec, ds)
     group = problem.group_dims
     gshape, n = problem.group_shape, problem.n_groups
@@ -465,15 +539,19 @@ def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds:
     routed = ds.sel(topology=[t for t in ds["topology"].values if t != "homogeneous"])
     if routed.sizes["topology"] == 0:
         raise SweepInputError("refine: the grid has no routed topology (pool or fleetopt) to refine")
-    start = optimize(routed)
+    start = _grid_optimum(routed, gmax)
     has_start = start["best_topology"].transpose(*group).values.reshape(n) != "none"
     b0 = np.where(has_start, start["best_b_short"].transpose(*group).values.reshape(n), 4096.0)
     g0 = np.where(has_start, start["best_gamma"].transpose(*group).values.reshape(n), 1.0)
-    b_lo, b_hi, g_lo, g_hi, long_ctx = problem.bounds(bounds, ds)
+    b_lo, b_hi, g_lo, g_hi, long_ctx = problem.bounds(bounds, ds, gmax)
     box = tuple(np.log(x) for x in (b_lo, b_hi, g_lo, g_hi, long_ctx))
-    u, f = ascend(problem, np.stack([np.log(b0), np.log(g0)], axis=1), box, steps=steps, step0=step0)
+    u0 = _project(np.stack([np.log(b0), np.log(g0)], axis=1), *box)
+    u, f = ascend(problem, u0, box, steps=steps, step0=step0)
+    moved = f > problem.relaxed(u0) + 1e-12  # the relaxed objective found an improving direction
     b_cont = np.clip(np.exp(u[:, 0]), b_lo, b_hi)
-    g_cont = np.clip(np.exp(u[:, 1]), g_lo, np.maximum(g_lo, np.minimum(g_hi, long_ctx / b_cont)))
+    g_cap = np.maximum(g_lo, np.minimum(g_hi, long_ctx / b_cont))
+    g_cont = np.clip(np.exp(u[:, 1]), g_lo, g_cap)
+    at_bound = np.isclose(b_cont, b_lo, rtol=1e-9) | np.isclose(b_cont, b_hi, rtol=1e-9) | (g_cont >= g_cap * (1 - 1e-9))
 
     # exact model at the rounded optimum and its neighbours (and γ = 1: pool routing)
     b_c = np.clip(np.round(b_cont[:, None] * np.asarray(STENCIL)[None, :]),
@@ -493,8 +571,8 @@ def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds:
 
     grid_best = out["best_fleet_tokens_per_watt"].transpose(*group).values.reshape(n)
     grid_ok = np.isfinite(grid_best)
-    improved = has_start & np.isfinite(cand_val) & (~grid_ok | (cand_val >= grid_best))
-    status = np.where(has_start, improved.astype(np.int8), np.int8(-1)).astype(np.int8)
+    improved = has_start & np.isfinite(cand_val) & (~grid_ok | (cand_val > grid_best))
+    status = np.select([~has_start, improved, at_bound, ~moved], [-1, 1, 2, 3], 0).astype(np.int8)
 
     flat = lambda name: out[name].transpose(*group).values.reshape(n)  # noqa: E731
     cand_topo = np.where(cand_g == 1.0, "pool", "fleetopt").astype(object)
@@ -523,4 +601,6 @@ def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds:
     out.attrs["refine_method"] = REFINE_NOTE
     out.attrs["refine_bounds"] = bounds
     out.attrs["refine_steps"] = int(steps)
-    return _attrs(out)
+    out = _attrs(out)
+    _warn(out)
+    return out

@@ -78,3 +78,15 @@ def test_infeasible_points_have_nan_elasticity():
                                                    "context": [8192, 1 << 22]}})
     assert np.isfinite(ds.elasticity.sel(context=8192)).all()
     assert np.isnan(ds.elasticity.sel(context=1 << 22)).all()
+
+
+def test_zero_tokens_per_watt_has_nan_elasticity():
+    # load·n_max < 1 at batch "max": floor(load·n_max) = 0 sequences, tokens/W = 0, ln 0 undefined
+    # (the relaxed model gave finite elasticities there)
+    ds = sweep.run({"elasticities": True, "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"],
+                                                   "context": [3000, 100000], "batch": ["max", 5],
+                                                   "load": [0.01, 0.7]}})
+    zero = ds.tokens_per_watt == 0
+    assert int(zero.sum()) == 1 and bool(zero.sel(context=100000, batch=0, load=0.01).squeeze())
+    assert np.isnan(ds.elasticity.where(zero)).sum() == ds.elasticity.where(zero).size
+    assert np.isfinite(ds.elasticity.where(~zero, 0.0)).all()

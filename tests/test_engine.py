@@ -88,3 +88,15 @@ def test_outputs_subset_is_the_same_numbers():
         np.testing.assert_array_equal(only[name].values, whole[name].values)
     with pytest.raises(sweep.SweepInputError, match=r"outputs: unknown output\(s\) \['watts'\]; allowed: concurrency"):
         sweep.run({**SPEC, "outputs": ["watts"]})
+
+
+def test_integer_outputs_do_not_depend_on_dtype():
+    # float32 inputs gave n_max 3,782,122 instead of 3,782,123 (H200, tp 2) and floor(load·n_max) off by one
+    spec = {"profile": "roofline", "axes": {"gpu": ["B200", "H200"], "model": ["llama-3.1-8b"], "tp": [1, 2],
+                                            "kv_dtype": ["bf16", "fp8"], "kv_block_tokens": [1],
+                                            "context": [1, 3, 5, 7], "batch": ["max"], "load": [0.33, 0.7, 0.9]}}
+    ds64, ds32 = sweep.run(spec), sweep.run({**spec, "dtype": "float32"})
+    assert ds32.tokens_per_watt.dtype == np.float32
+    np.testing.assert_array_equal(ds32.max_concurrency.values, ds64.max_concurrency.values)
+    np.testing.assert_array_equal(ds32.feasible.values, ds64.feasible.values)
+    np.testing.assert_array_equal(ds32.concurrency.values, ds64.concurrency.values.astype(np.float32))

@@ -235,3 +235,30 @@ def test_roofline_fleet_elasticities_match_finite_differences():
     # bandwidth and memory matter for a fleet of 70B instances
     assert float(ds.elasticity.sel(parameter="hbm_bandwidth_bytes_per_s").squeeze()) > 0.1
     assert float(ds.elasticity.sel(parameter="memory_bytes").squeeze()) > 0.0
+
+
+def test_zero_fleet_tokens_per_watt_has_nan_elasticity():
+    # homogeneous pool at a 4M-token window: no sequence fits, fleet tokens/W = 0, elasticities NaN
+    ds = sweep.run({"elasticities": True, "arrival_rate": 100.0,
+                    "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"],
+                             "topology": ["homogeneous", "pool"], "long_context": [65536, 1 << 22]}})
+    zero = ds.fleet_tokens_per_watt == 0
+    assert bool(zero.sel(topology="homogeneous", long_context=1 << 22).squeeze()) and int(zero.sum()) == 1
+    assert np.isnan(ds.elasticity.where(zero)).sum() == ds.elasticity.where(zero).size
+    assert np.isfinite(ds.elasticity.where(~zero, 0.0)).all()
+
+
+def test_meets_slo_flags_missed_targets(tmp_path, capsys):
+    # ttft_p99_s = 1e-9 cannot be met (P99 TTFT 0.008-0.05 s) and nothing said so
+    axes = {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["homogeneous", "pool"],
+            "ttft_p99_s": [1e-9, 0.5]}
+    ds = sweep.run({"axes": axes})
+    assert ds.meets_slo.dtype == np.int8 and ds.meets_slo.attrs["flag_meanings"] == "misses_slo meets_slo"
+    np.testing.assert_array_equal(ds.meets_slo.values, (ds.ttft_p99 <= ds.ttft_p99_s).astype(np.int8)
+                                  .transpose(*ds.meets_slo.dims).values)
+    assert int(ds.meets_slo.sel(ttft_p99_s=1e-9).sum()) == 0 and int(ds.meets_slo.sel(ttft_p99_s=0.5).sum()) == 2
+    grid = tmp_path / "slo.toml"
+    grid.write_text('ttft_p99_s = 1e-9\n[axes]\ngpu = ["H100"]\nmodel = ["llama-3.1-70b"]\nworkload = ["azure"]\n'
+                    'topology = ["pool"]\n')
+    assert main(["run", str(grid), "-q"]) == 0
+    assert "sweep: warning: 1 of 1 fleet points miss their P99 TTFT target" in capsys.readouterr().err

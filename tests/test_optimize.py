@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 import sweep
+from sweep._errors import SweepWarning
 from sweep._fleet import FLEETOPT, TOPOLOGIES
 from sweep._optimize import FleetProblem, optimize, refine
 
@@ -67,7 +68,7 @@ def brute_force(ds):
 
 
 def check_against_brute_force(ds):
-    out = optimize(ds)
+    out = optimize(ds, max_compression=max(GAMMA))  # brute_force knows no γ_max
     group, rows = brute_force(ds)
     assert list(out.best_topology.dims) == group
     for combo, (best, arg, homogeneous) in rows.items():
@@ -153,11 +154,11 @@ def test_fixed_axes_use_the_scalar_value(loose):
 
 def test_refined_never_worse_than_grid_and_confirmed_by_engine(refined):
     r = refined
-    assert np.all(r.refinement_status.isin([0, 1]))
+    assert np.all(r.refinement_status.isin([0, 1, 2, 3]))
     assert np.all(r.refined_fleet_tokens_per_watt >= r.best_fleet_tokens_per_watt)
     assert np.all(r.refined_ttft_p99 <= r.ttft_p99_s)
     assert np.all(r.refined_topology.isin(["pool", "fleetopt", "homogeneous"]))
-    kept = r.refinement_status == 0
+    kept = r.refinement_status != 1
     assert np.all((r.refined_fleet_tokens_per_watt == r.best_fleet_tokens_per_watt).where(kept, True))
     # within the grid's box
     assert np.all((r.refined_b_short >= min(B_SHORT)) & (r.refined_b_short <= max(B_SHORT)))
@@ -221,3 +222,48 @@ def test_tight_slo_binds_in_the_relaxation(problem):
     loose, tight = f[ttft == 0.5], f[ttft == TIGHT]
     assert np.all(tight <= loose) and np.any(tight < loose)
     assert FLEETOPT == TOPOLOGIES["fleetopt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# γ_max, edge and empty-pool flags, refinement reasons (issue 8)
+
+
+@pytest.fixture(scope="module")
+def wide_gamma():
+    """A grid offering γ up to 64: without a bound the optimum ran to γ = 16-64 (a 6x "gain")."""
+    return sweep.run(table3_spec(0.5, workloads=("azure",), b_short=[2048, 4096], gamma=[1.5, 2.0, 8.0, 64.0]))
+
+
+def test_gamma_never_beyond_max_compression(wide_gamma):
+    with pytest.warns(SweepWarning, match=r"of 1 setups, 1 have the optimum on the edge.*= 2 "):
+        out = optimize(wide_gamma)
+    o = out.squeeze()
+    assert o.best_topology.item() == "fleetopt" and float(o.best_gamma) == 2.0
+    assert out.attrs["max_compression"] == 2.0
+    assert int(o.optimum_flags) & 4 and int(o.optimum_flags) & 2  # at γ_max = the largest γ offered
+    assert list(out.optimum_flags.attrs["flag_masks"]) == [1, 2, 4, 8]
+    assert float(optimize(wide_gamma, max_compression=8).best_gamma.squeeze()) == 8.0
+    with pytest.warns(SweepWarning):
+        r = refine(table3_spec(0.5), wide_gamma, steps=8).squeeze()
+    assert float(r.refined_gamma) <= 2.0 and float(r.continuous_gamma) <= 2.0
+    assert int(r.refinement_status) in (1, 2)  # improved, or stopped at the bound γ = 2
+    assert list(r.refinement_status.attrs["flag_values"]) == [-1, 0, 1, 2, 3]
+
+
+def test_empty_pool_is_flagged(loose):
+    with pytest.warns(SweepWarning, match=r"1 an empty pool"):
+        out = optimize(loose.sel(workload=["azure"], b_short=[8192], gamma=[2.0]))
+    assert int(out.optimum_flags.squeeze()) & 8  # 8192·2 covers ~all azure requests: the long pool is empty
+
+
+@pytest.mark.parametrize("bad", [0.5, float("nan"), float("inf"), "2", True])
+def test_max_compression_is_validated(loose, bad):
+    with pytest.raises(sweep.SweepInputError, match=r"^max_compression: must be a finite number >= 1"):
+        optimize(loose, max_compression=bad)
+
+
+def test_cli_max_compression(tmp_path, capsys):
+    from sweep._cli import main
+
+    assert main(["optimize", "grids/fleet_split.toml", "--max-compression", "0.5"]) == 2
+    assert "sweep: error: max_compression" in capsys.readouterr().err
