@@ -41,7 +41,7 @@ def grid_axes(n_context: int, n_batch: int):
 
 
 def profiles():
-    from sweep._calibrated import load_catalog
+    from sweep.catalogs.profiles import load_catalog
 
     cat = load_catalog()
     return [cat[("H100", "llama-3.1-70b")].profile_values(), cat[("B200", "llama-3.1-70b")].profile_values()]
@@ -128,9 +128,10 @@ def bench_kernel(args):
     import jax
     import jax.numpy as jnp
 
-    from sweep import _engine
-    from sweep._api import CalibratedDerive, InstanceModel, calibrated_table
-    from sweep._grid import parse
+    from sweep.grid import engine as _engine
+    from sweep.grid.evaluators import InstanceEvaluator
+    from sweep.grid.spec import parse
+    from sweep.grid.tables import CalibratedDerive, calibrated_table
 
     contexts, batches = grid_axes(args.contexts, args.batches)
     spec = parse({"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"],
@@ -141,8 +142,8 @@ def bench_kernel(args):
     params = {"mean_length_fraction": jnp.asarray(0.5), "load": jnp.asarray(1.0)}
     dims = (2, contexts.size, batches.size)
     sizes = jnp.asarray(np.array(dims, dtype=np.int64))
-    model, derive = InstanceModel("paper"), CalibratedDerive()
-    pre = _engine._pre_kernel(theta, axes[:1], params, (), model=model.pre, derive=derive, names=("context",))
+    model, derive = InstanceEvaluator("paper"), CalibratedDerive()
+    pre = _engine._pre_kernel(theta, axes[:1], params, (), evaluator=model.pre, derive=derive, names=("context",))
     plan = _engine.Plan.make(dims, args.chunk_points)
     lengths = (1,) * plan.split + (plan.block,) + dims[plan.split + 1:]
 
@@ -152,7 +153,7 @@ def bench_kernel(args):
     def once():  # as in sweep.run, two sets of block buffers are recycled (donated)
         for starts, _, _ in plan.blocks():
             out = _engine._kernel(spare.pop(0), np.array(starts, dtype=np.int64), sizes, theta, axes, params, (), pre,
-                                  model=model, derive=derive, names=("context", "batch"), keep=keep, lengths=lengths)
+                                  evaluator=model, derive=derive, names=("context", "batch"), keep=keep, lengths=lengths)
             spare.append(out)
         jax.block_until_ready(out)
 

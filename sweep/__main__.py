@@ -1,5 +1,5 @@
 import sys
 
-from sweep._cli import main
+from sweep.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Plain scalar Python reference of the instance model (PAPER.md §1–2), for comparisons.
+"""Plain scalar Python reference of the instance model (docs/models.md §1–2), for comparisons.
 
 Written independently of sweep's JAX code: one point at a time, `math` only.
 """

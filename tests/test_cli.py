@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from sweep._cli import main
+from sweep.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """
@@ -84,7 +84,7 @@ def test_unreadable_file_and_unwritable_output(tmp_path, capsys):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import sweep._dataset as dataset
+    import sweep.output as dataset
 
     def boom(self, path, **kw):
         Path(path).write_text("partial")

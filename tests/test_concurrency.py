@@ -2,8 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._concurrency import max_concurrency
-from sweep._profile import LOGISTIC_DEFAULTS, Profile
+from sweep.physics.concurrency import max_concurrency
+from sweep.physics.profile import LOGISTIC_DEFAULTS, Profile
 from tests import reference
 
 

@@ -1,4 +1,4 @@
-"""Output files (sweep._files via sweep._dataset): regular files only, temporary files, disk full, interrupts."""
+"""Output files (sweep.files via sweep.output): regular files only, temporary files, disk full, interrupts."""
 
 import _thread
 import errno
@@ -14,24 +14,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import sweep._files as files
-from sweep._cli import main
-from sweep._dataset import write_netcdf
-from sweep._errors import SweepInputError
-
-GRID = """
-[axes]
-gpu = ["H100"]
-model = ["llama-3.1-70b"]
-context = [4096, 8192]
-"""
-
-
-def grid(tmp_path):
-    path = tmp_path / "grid.toml"
-    path.write_text(GRID)
-    return str(path)
-
+import sweep.files as files
+from sweep.cli import main
+from sweep.errors import SweepInputError
+from sweep.output import write_netcdf
 
 def temps(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".sweep-"))
@@ -53,11 +39,11 @@ def make_socket(path):
     (make_socket, "a socket"),
     (lambda p: p.symlink_to("/dev/null"), "a character device"),
 ])
-def test_only_regular_files_are_replaced(tmp_path, capsys, make, kind):
+def test_only_regular_files_are_replaced(tmp_path, capsys, make, kind, small_grid):
     target = tmp_path / "out.nc"
     keep = make(target)
     before = os.lstat(target)
-    assert main(["run", grid(tmp_path), "-o", str(target), "-q"]) == 2
+    assert main(["run", small_grid, "-o", str(target), "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"sweep: error: {target}") and f"it is {kind}" in err
     after = os.lstat(target)
@@ -67,15 +53,15 @@ def test_only_regular_files_are_replaced(tmp_path, capsys, make, kind):
         keep.close()
 
 
-def test_symlink_is_written_through_to_a_regular_file(tmp_path):
+def test_symlink_is_written_through_to_a_regular_file(tmp_path, small_grid):
     import sweep
 
     real, link, dangling = tmp_path / "real.nc", tmp_path / "link.nc", tmp_path / "new-link.nc"
     real.write_text("old")
     link.symlink_to(real)
     dangling.symlink_to(tmp_path / "created.nc")
-    sweep.run(grid(tmp_path), out=link)
-    sweep.run(grid(tmp_path), out=dangling)
+    sweep.run(small_grid, out=link)
+    sweep.run(small_grid, out=dangling)
     assert link.is_symlink() and dangling.is_symlink()
     for path in (real, tmp_path / "created.nc"):
         assert xr.open_dataset(path).tokens_per_watt.size == 2
@@ -102,7 +88,7 @@ def test_target_is_checked_again_at_write_time(tmp_path, monkeypatch):
     (OSError(errno.EDQUOT, "Disk quota exceeded"), 1 << 40, "disk quota exceeded"),
     (PermissionError(errno.EACCES, "Permission denied"), 1 << 40, "permission denied"),
 ])
-def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(tmp_path, monkeypatch, capsys, error, free, cause):
+def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(tmp_path, monkeypatch, capsys, error, free, cause, small_grid):
     target = tmp_path / "out.nc"
     target.write_text("old")
     seen = []
@@ -114,7 +100,7 @@ def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(tmp_path, monke
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", fail)
     monkeypatch.setattr(files, "_free_bytes", lambda folder: free)
-    assert main(["run", grid(tmp_path), "-o", str(target), "-q"]) == 2
+    assert main(["run", small_grid, "-o", str(target), "-q"]) == 2
     assert capsys.readouterr().err == f"sweep: error: {target}: cannot write output: {cause}\n"
     assert target.read_text() == "old"
     assert temps(tmp_path) == []
@@ -122,7 +108,7 @@ def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(tmp_path, monke
     assert match and (int(match[1]), match[2]) == (os.getpid(), files.HOST)
 
 
-def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path, capsys):
+def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path, capsys, small_grid):
     dead = subprocess.Popen(["true"])
     dead.wait()
     live = subprocess.Popen(["sleep", "60"])
@@ -132,7 +118,7 @@ def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path, capsys):
         elsewhere = tmp_path / f".sweep-{dead.pid}@another-host.ghi789.tmp"
         for path in (stale, running, elsewhere):
             path.write_text("partial")
-        assert main(["run", grid(tmp_path), "-o", str(tmp_path / "out.nc"), "-q"]) == 0
+        assert main(["run", small_grid, "-o", str(tmp_path / "out.nc"), "-q"]) == 0
         err = capsys.readouterr().err
         assert err == (f"sweep: warning: removed 1 temporary file(s) left in {tmp_path} by killed sweep runs: "
                        f"{stale.name}\n")

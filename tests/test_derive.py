@@ -1,4 +1,4 @@
-"""First-principles profiles: PAPER.md Tables 2 and 5 (paper convention), the physical convention
+"""First-principles profiles: docs/models.md Tables 2 and 5 (paper convention), the physical convention
 checked by hand against vLLM's KV sizing, gradients vs finite differences, bad input."""
 
 import jax
@@ -6,24 +6,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._catalog_io import InvalidValueError, SweepInputError
-from sweep._derive import (
-    DEFAULT_RESERVE_BYTES,
-    InvalidParallelismError,
-    UnsupportedDtypeError,
+from sweep.catalogs.gpus import get_gpu, gpu_arrays
+from sweep.catalogs.llms import get_model, model_arrays
+from sweep.catalogs.setups import (
     allowed_tp,
     check_setup,
-    derive_profile,
     kv_dtype_bytes,
     profile_for,
     quantities_for,
     serving_config,
-    stack,
     weight_dtype_bytes,
 )
-from sweep._efficiency import evaluate
-from sweep._hardware import get_gpu, gpu_arrays
-from sweep._models import get_model, model_arrays
+from sweep.errors import (
+    InvalidParallelismError,
+    InvalidValueError,
+    SweepInputError,
+    UnsupportedDtypeError,
+)
+from sweep.physics.derive import DEFAULT_RESERVE_BYTES, derive_profile, stack
+from sweep.physics.instance import evaluate
 
 GIB = 2**30
 C = 8192.0  # context of Tables 2 and 5; L̄ = C/2 at full concurrency
@@ -39,7 +40,7 @@ def paper(gpu, model, tp, **kw):
 
 
 # ---------------------------------------------------------------------------------------------
-# Paper convention: PAPER.md §4 Tables 2 and 5, cell by cell
+# Paper convention: docs/models.md §4 Tables 2 and 5, cell by cell
 
 # (gpu, model, tp): n_max, tok/s (or None), tok/W, W_s in ms as printed (or None), P in W as printed (or None)
 TABLE2 = [
@@ -77,7 +78,7 @@ def test_paper_qwen3_moe_override_and_power_weight_time():
     # throughput: 22e9 · 2 B / 8 / 3.35e12 (raw bandwidth, no 0.8, no per-layer term) = 1.642 ms
     assert float(h100.weight_time_s) == pytest.approx(22e9 * 2 / 8 / 3.35e12, rel=1e-12)
     assert round(float(h100.weight_time_s) * 1e3, 3) == 1.642
-    # power: kernel table 0.48 ms·94 + attention streaming at 0.8·BW + 3 µs·94 (PAPER.md §2 end)
+    # power: kernel table 0.48 ms·94 + attention streaming at 0.8·BW + 3 µs·94 (docs/models.md §2 end)
     assert round(float(h100.power_weight_time_s) * 1e3, 3) == 45.715
     assert round(float(b200.power_weight_time_s) * 1e3, 3) == 24.945
     m = metrics(h100)
@@ -100,7 +101,7 @@ def test_paper_profile_fields():
     assert float(p.power_weight_time_s) == float(p.weight_time_s)
     assert float(p.flops_per_token) == 2 * 69_501_714_432 / 8 and float(p.peak_flops) == 989e12
     assert float(p.prefill_chunk_tokens) == 1024 and float(p.price_per_gpu_hour) == 4.02
-    assert float(paper("B200", "llama-3.1-70b", 8).kv_blocks) == 29785  # PAPER.md: ratio 29785/11353
+    assert float(paper("B200", "llama-3.1-70b", 8).kv_blocks) == 29785  # docs/models.md: ratio 29785/11353
     # nccl reserve: 342 MiB at TP 2, 0 at TP 1
     q2 = quantities_for("H100", "llama-3.1-8b", convention="paper", tp=2)
     q1 = quantities_for("H100", "llama-3.1-8b", convention="paper", tp=1)
@@ -226,7 +227,7 @@ def test_roofline_compute_bound_uses_the_weight_dtype_flops():
     out = evaluate(p, 64.0, 100000.0, 0.5, convention="physical")  # tiny context, huge batch
     n = float(out["concurrency"])
     assert float(out["iteration_time"]) == pytest.approx(n * float(p.flops_per_token) / 989e12, rel=1e-12)
-    assert int(out["compute_bound"]) == 1
+    assert int(out["bound"]) == 1
 
 
 def test_jit_and_vmap():

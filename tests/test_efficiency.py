@@ -2,8 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._efficiency import evaluate
-from sweep._profile import LOGISTIC_DEFAULTS, Profile
+from sweep.physics.instance import evaluate
+from sweep.physics.profile import LOGISTIC_DEFAULTS, Profile
 from tests import reference
 from tests.utils import assert_allclose
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep._calibrated import load_catalog
-from sweep._efficiency import evaluate
-from sweep._profile import CONTINUOUS_FIELDS, Profile
+from sweep.catalogs.profiles import load_catalog
+from sweep.physics.instance import evaluate
+from sweep.physics.profile import CONTINUOUS_FIELDS, Profile
 
 SPEC = {
     "convention": "paper",

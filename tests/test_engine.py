@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep import _engine, _grid
-from sweep._engine import Plan
+from sweep.grid import engine as _engine
+from sweep.grid import spec as _grid
+from sweep.grid.engine import Plan
 from tests import reference
 from tests.utils import assert_allclose
 

@@ -1,4 +1,4 @@
-"""Fleet sizing and aggregate (PAPER.md §3): Table 3, conventions, relaxation gradients."""
+"""Fleet sizing and aggregate (docs/models.md §3): Table 3, conventions, relaxation gradients."""
 
 import math
 
@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._fleet import FLEETOPT, HOMOGENEOUS, POOL_ROUTING, fleet_metrics
-from sweep._profile import LOGISTIC_DEFAULTS, Profile
-from sweep._queueing import mgc_wait_quantile_s
-from sweep._workload import load_workload
+from sweep.fleet.queueing import mgc_wait_quantile_s
+from sweep.fleet.sizing import FLEETOPT, HOMOGENEOUS, POOL_ROUTING, fleet_metrics
+from sweep.fleet.workload import load_workload
+from sweep.physics.profile import LOGISTIC_DEFAULTS, Profile
 
 
 def calibrated(gpu: str) -> Profile:
-    """PAPER.md §2 calibrated profiles (Llama-3.1-70B, TP8)."""
+    """docs/models.md §2 calibrated profiles (Llama-3.1-70B, TP8)."""
     if gpu == "H100":
         d = dict(weight_time_s=4.0e-3, kv_time_per_seq_s=0.32e-3, kv_blocks=65536, max_slots=256,
                  power_idle_w=300.0, power_nominal_w=600.0, power_x0=4.2, prefill_chunk_tokens=1024,
@@ -100,21 +100,21 @@ def test_exact_routing_conventions(results):
             # pool routing: the true long pool (L > b_short) needs at least as many instances
             assert ex["instances"][1, 1] >= pl["instances"][1, 1]
             # FleetOpt: the exact mode counts compressed requests' output at the clipped length
-            assert ex["fleet_output_tokens_per_s"][2] < pl["fleet_output_tokens_per_s"][2]
+            assert ex["fleet_output_tokens_per_second"][2] < pl["fleet_output_tokens_per_second"][2]
 
 
 def test_homogeneous_has_no_short_pool_and_meets_slo(results):
     for out in results.values():
         assert out["instances"][0, 0] == 0
         assert np.all(out["instances"][1:] >= 2)  # ceil(λ/μ) + 1 ≥ 2 for every used pool
-        assert np.all(out["ttft_p99_s"] <= 0.5)
-        assert np.all((out["rho"] <= 0.85 + 1e-12) & (out["rho"] >= 0))
+        assert np.all(out["ttft_p99"] <= 0.5)
+        assert np.all((out["utilization"] <= 0.85 + 1e-12) & (out["utilization"] >= 0))
 
 
 def test_physical_convention_counts_every_gpu():
     paper = table3("azure", "H100", "exact", "paper")
     physical = table3("azure", "H100", "exact", "physical")
-    np.testing.assert_allclose(physical["fleet_power_w"], 8 * paper["fleet_power_w"])
+    np.testing.assert_allclose(physical["fleet_power"], 8 * paper["fleet_power"])
     np.testing.assert_allclose(physical["fleet_tokens_per_watt"], paper["fleet_tokens_per_watt"] / 8)
     np.testing.assert_allclose(physical["cost_per_mtok"], paper["cost_per_mtok"])
     np.testing.assert_array_equal(physical["instances"], paper["instances"])
@@ -138,7 +138,7 @@ def test_slo_growth_integer_is_minimal():
     tight = fleet_metrics(p, wl, 1000.0, HOMOGENEOUS, 4096.0, ttft_p99_s=0.05, rho_max=0.99)
     n = float(tight["instances"][1])
     assert n > float(loose["instances"][1])
-    e_s, scv = float(tight["mean_service_s"][1]), float(tight["service_scv"][1])
+    e_s, scv = float(tight["mean_service_time"][1]), float(tight["service_scv"][1])
     wait = lambda k: float(mgc_wait_quantile_s(k * 16, 1000.0, 1.0 / e_s, scv))  # n_max(64K) = 16
     assert wait(n) <= 0.05 < wait(n - 1)
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep._calibrated import load_catalog
-from sweep._cli import main
-from sweep._errors import SweepInputError
-from sweep._fleet import TOPOLOGIES, fleet_metrics
-from sweep._profile import CONTINUOUS_FIELDS, Profile
-from sweep._workload import WORKLOAD_DIR, load_workload
+from sweep.catalogs.profiles import load_catalog
+from sweep.cli import main
+from sweep.errors import SweepInputError
+from sweep.fleet.sizing import TOPOLOGIES, fleet_metrics
+from sweep.fleet.workload import WORKLOAD_DIR, load_workload
+from sweep.physics.profile import CONTINUOUS_FIELDS, Profile
 
 BASE = """\
 convention = "paper"
@@ -205,9 +205,10 @@ def test_roofline_fleet_elasticities_match_finite_differences():
     import numpy as np
 
     import sweep
-    from sweep._api import as_spec, roofline_table
-    from sweep._fleet import POOL_ROUTING, fleet_metrics
-    from sweep._workload import load_workload
+    from sweep.api import as_spec
+    from sweep.fleet.sizing import POOL_ROUTING, fleet_metrics
+    from sweep.fleet.workload import load_workload
+    from sweep.grid.tables import roofline_table
 
     spec_dict = {"convention": "physical", "profile": "roofline", "tp": 8, "elasticities": True,
                  "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["pool"]}}

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import sweep
 from sweep import SweepInputError
-from sweep._grid import parse
-from sweep._models import import_hf_config
-from sweep._workload import workload_from_cdf
+from sweep.catalogs.llms import import_hf_config
+from sweep.fleet.workload import workload_from_cdf
+from sweep.grid.spec import parse
 from tests.test_validate import CONFIG, PROFILE
 
 FAST = settings(max_examples=60, derandomize=True, deadline=None, database=None,

@@ -1,7 +1,7 @@
 import pytest
 
 from sweep import SweepInputError
-from sweep._grid import BATCH_MAX, expand_range, load, parse
+from sweep.grid.spec import BATCH_MAX, expand_range, load, parse
 
 BASE = {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [4096]}}
 

@@ -5,8 +5,18 @@ import math
 import numpy as np
 import pytest
 
-from sweep._catalog_io import MissingFieldError, SweepInputError, UnknownNameError, InvalidValueError
-from sweep._hardware import default_gpu_catalog, get_gpu, gpu_arrays, load_gpu_catalog
+from sweep.catalogs.gpus import (
+    default_gpu_catalog,
+    get_gpu,
+    gpu_arrays,
+    load_gpu_catalog,
+)
+from sweep.errors import (
+    InvalidValueError,
+    MissingFieldError,
+    SweepInputError,
+    UnknownNameError,
+)
 
 GIB = 2**30
 
@@ -14,7 +24,7 @@ GIB = 2**30
 def test_catalog_has_the_paper_skus_with_paper_values():
     cat = default_gpu_catalog()
     assert set(cat.names()) == {"A100", "H100", "H200", "B200", "GB200"}
-    # PAPER.md §2 hardware table (memory in GiB)
+    # docs/models.md §2 hardware table (memory in GiB)
     want = {
         "A100": (2.039e12, 80, 312e12, None, 400, 2.21),
         "H100": (3.35e12, 80, 989e12, 1978e12, 700, 4.02),

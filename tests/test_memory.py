@@ -3,7 +3,7 @@ import gc
 import numpy as np
 
 import sweep
-from sweep._memory import POOL, BufferPool
+from sweep.grid.buffers import POOL, BufferPool
 
 MIB = 1 << 20
 

@@ -7,21 +7,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._catalog_io import MissingFieldError, SweepInputError, UnknownNameError
-from sweep._derive import derive_profile, serving_config
-from sweep._hardware import get_gpu
-from sweep._models import (
+from sweep.catalogs.gpus import get_gpu
+from sweep.catalogs.llms import (
     default_model_catalog,
-    dense_family,
-    flops_per_token,
     get_model,
     import_hf_config,
-    kv_bytes_per_token,
     load_model_catalog,
     model_arrays,
     model_toml,
+)
+from sweep.catalogs.setups import serving_config
+from sweep.errors import MissingFieldError, SweepInputError, UnknownNameError
+from sweep.physics.architecture import (
+    dense_family,
+    flops_per_token,
+    kv_bytes_per_token,
     param_counts,
 )
+from sweep.physics.derive import derive_profile
 
 IDS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b",
        "qwen3-235b-a22b", "deepseek-v3", "mixtral-8x7b"]
@@ -46,7 +49,7 @@ def test_unknown_model_suggests():
 
 
 def test_paper_rule_parameter_counts():
-    # PAPER.md §2: vocab·h + L·(2h² + 2h·kvh·(h/H)) + L·3·h·I (dense) / L·E·3·h·I_moe (MoE).
+    # docs/models.md §2: vocab·h + L·(2h² + 2h·kvh·(h/H)) + L·3·h·I (dense) / L·E·3·h·I_moe (MoE).
     # 8B: 128256·4096 + 32·(2·4096² + 2·4096·8·128) + 32·3·4096·14336
     assert counts("llama-3.1-8b", "paper")["total"] == 525_336_576 + 1_342_177_280 + 5_637_144_576 == 7_504_658_432
     # 70B: 1_050_673_152 + 80·150_994_944 + 80·704_643_072

@@ -1,4 +1,4 @@
-"""Optimum routing split (issue 4 item 5): grid search and gradient refinement (sweep._optimize)."""
+"""Optimum routing split (issue 4 item 5): grid search and gradient refinement (sweep.optimize)."""
 
 import itertools
 
@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 
 import sweep
-from sweep._errors import SweepWarning
-from sweep._fleet import FLEETOPT, TOPOLOGIES
-from sweep._optimize import FleetProblem, optimize, refine
+from sweep.errors import SweepWarning
+from sweep.fleet.sizing import FLEETOPT, TOPOLOGIES
+from sweep.optimize import FleetProblem, optimize, refine
 
 B_SHORT = [1024, 2048, 4096, 8192]
 GAMMA = [1.0, 1.5, 2.0, 3.0]
@@ -263,7 +263,7 @@ def test_max_compression_is_validated(loose, bad):
 
 
 def test_cli_max_compression(tmp_path, capsys):
-    from sweep._cli import main
+    from sweep.cli import main
 
     assert main(["optimize", "grids/fleet_split.toml", "--max-compression", "0.5"]) == 2
     assert "sweep: error: max_compression" in capsys.readouterr().err

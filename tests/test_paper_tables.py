@@ -1,6 +1,6 @@
 """End-to-end reproduction of the paper's Tables 2, 3, 4 and 5 through `sweep.run` on grid files.
 
-Expected values are the paper's printed numbers (PAPER.md §4); the model code computes ours.
+Expected values are the paper's printed numbers (docs/models.md §4); the model code computes ours.
 """
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep import _derive
+from sweep.catalogs import setups
 
 GRIDS = Path(__file__).resolve().parent.parent / "grids"
 REL_TPW = 0.005  # Tables 2 and 5: tokens/W within 0.5 %
@@ -75,7 +75,7 @@ def test_table2_moe_ratio(table2):
 
 
 def test_table2_moe_power_uses_kernel_weight_time(table2):
-    """PAPER.md §2: P = 305 W at n = 24 for Qwen3-235B on H100 TP8 (kernel-table W_s for power)."""
+    """docs/models.md §2: P = 305 W at n = 24 for Qwen3-235B on H100 TP8 (kernel-table W_s for power)."""
     cell = table2.sel(gpu="H100", model="qwen3-235b-a22b", tp=8, context=8192)
     assert abs(one(cell.gpu_power) - 305.0) <= 0.5
 
@@ -107,7 +107,7 @@ def test_table5_cells(table5, gpu):
     assert abs(one(cell.gpu_power) - power_w) <= 0.5  # power to 1 W
     np.testing.assert_allclose(one(cell.tokens_per_watt), tpw, rtol=REL_TPW)
     # W_s: from the derived profile, and independently as iteration time minus the KV-read time
-    profile = _derive.profile_for(gpu, "llama-3.1-70b", convention="paper", tp=8)
+    profile = setups.profile_for(gpu, "llama-3.1-70b", convention="paper", tp=8)
     ws_s = float(profile.weight_time_s)
     assert printed(ws_s * 1e3, 2) == ws_ms
     kv_s = float(profile.kv_time_per_seq_s) * (0.5 * 8192 / float(profile.calibration_context)) * n

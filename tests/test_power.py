@@ -2,8 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._power import gpu_power_w, logistic_power_w, tdp_fraction_power_w
-from sweep._profile import LOGISTIC_DEFAULTS, TDP_FRACTION_POWER, Profile
+from sweep.physics.power import gpu_power_w, logistic_power_w, tdp_fraction_power_w
+from sweep.physics.profile import LOGISTIC_DEFAULTS, TDP_FRACTION_POWER, Profile
 from tests import reference
 
 

@@ -7,7 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._queueing import erlang_c, log_erlang_b, log_erlang_c, mgc_wait_quantile_s
+from sweep.fleet.queueing import (
+    erlang_c,
+    log_erlang_b,
+    log_erlang_c,
+    mgc_wait_quantile_s,
+)
 
 
 def erlang_c_textbook(c: int, a: float) -> float:

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep import _derive
-from sweep._efficiency import evaluate
-from sweep._errors import SweepInputError
-from sweep._hardware import GPU_FIELDS, default_gpu_catalog
-from sweep._models import default_model_catalog
-from sweep._roofline import compute_time_s, kv_time_s
+from sweep.catalogs import setups
+from sweep.catalogs.gpus import GPU_FIELDS, default_gpu_catalog
+from sweep.catalogs.llms import default_model_catalog
+from sweep.errors import SweepInputError
+from sweep.physics import derive as _derive
+from sweep.physics.instance import evaluate
+from sweep.physics.roofline import compute_time_s, kv_time_s
 
 GPUS = ["H100", "B200", "A100"]
 MODELS = ["llama-3.1-8b", "qwen3-8b"]
@@ -60,7 +61,7 @@ def _finite_difference_elasticities(convention, gpu_name, model_name, tp, parame
     """
     gpu = {k: jnp.asarray(v) for k, v in default_gpu_catalog().get(gpu_name).arrays().items()}
     model = {k: jnp.asarray(v) for k, v in default_model_catalog().get(model_name).arrays().items()}
-    serving = _derive.serving_config(tp=tp)
+    serving = setups.serving_config(tp=tp)
     groups = {"gpu": gpu, "serving": serving}
     where = {p: ("gpu" if p in GPU_FIELDS else "serving") for p in parameters}
     n_rows = 2 * len(parameters) + 1  # rows 2j, 2j+1: parameter j up/down; last row: base

@@ -44,7 +44,7 @@ def test_every_cell(table1, context, gpu_index, gpu):
 
 def test_throughput_follows_the_1_over_w_law(table1):
     # n_max·C is constant (H100 powers of two), so tokens/s falls exactly 2× per doubling of C,
-    # while tokens/W falls by less (power drops at small n; PAPER.md §5.6).
+    # while tokens/W falls by less (power drops at small n; docs/models.md §5.6).
     h100 = table1.sel(gpu="H100")
     tps, tpw = h100.tokens_per_second.values, h100.tokens_per_watt.values
     assert tps[:-1] / tps[1:] == pytest.approx(2.0, rel=1e-12)

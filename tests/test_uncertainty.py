@@ -1,6 +1,6 @@
 """First-order uncertainty (`uncertainty = true`) against a brute-force Monte Carlo of the exact model.
 
-Definition (sweep._api.UNCERTAINTY_NOTE): each parameter with a catalog uncertainty u_i has an
+Definition (sweep.api.UNCERTAINTY_NOTE): each parameter with a catalog uncertainty u_i has an
 independent uniform relative error on [-u_i, u_i]; rel_uncertainty = sqrt(Σ (e_i·u_i)²/3) is the
 relative standard deviation of tokens/W; low/high = value·(1 ∓ 2·rel_uncertainty).
 The Monte Carlo samples those errors, evaluates the exact (non-relaxed) model on every sample at
@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep import _derive
-from sweep._calibrated import load_catalog
-from sweep._efficiency import evaluate
-from sweep._hardware import default_gpu_catalog
-from sweep._models import default_model_catalog
-from sweep._profile import CONTINUOUS_FIELDS, Profile
+from sweep.catalogs import setups
+from sweep.catalogs.gpus import default_gpu_catalog
+from sweep.catalogs.llms import default_model_catalog
+from sweep.catalogs.profiles import load_catalog
+from sweep.physics import derive as _derive
+from sweep.physics.instance import evaluate
+from sweep.physics.profile import CONTINUOUS_FIELDS, Profile
 
 CONTEXTS = [8192, 32768]
 BATCHES = [64, "max"]
@@ -153,7 +154,7 @@ def _roofline_mc(convention, gpu, model, tp, perturb, n_samples, seed):
         specs[key] = specs[key] * (1 + rng.uniform(-u, u, n_samples))
     gpu_arrays = {k: jnp.asarray(v).reshape(-1, 1, 1) for k, v in specs.items()}
     profile = _derive.derive_profile(gpu_arrays, default_model_catalog().get(model).arrays(),
-                                     _derive.serving_config(tp=tp), convention=convention, relaxed=False)
+                                     setups.serving_config(tp=tp), convention=convention, relaxed=False)
     context, batch = _points()
     out = evaluate(profile, context, batch, 0.5, 1.0, convention=convention, relaxed=False)
     return np.asarray(out["tokens_per_watt"])

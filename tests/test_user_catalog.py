@@ -1,4 +1,4 @@
-"""The user catalog (sweep._user_catalog): model names, TOML written by a TOML writer, corrupt catalogs."""
+"""The user catalog (sweep.catalogs.user): model names, TOML written by a TOML writer, corrupt catalogs."""
 
 import json
 import tomllib
@@ -6,8 +6,8 @@ import tomllib
 import pytest
 
 import sweep
-from sweep._cli import main
-from sweep._errors import SweepWarning
+from sweep.cli import main
+from sweep.errors import SweepWarning
 
 CONFIG = {"hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8,
           "num_hidden_layers": 16, "vocab_size": 128256, "tie_word_embeddings": True, "head_dim": 64}

@@ -7,10 +7,10 @@ import pytest
 
 import sweep
 from sweep import SweepInputError
-from sweep._cli import main
-from sweep._grid import parse
-from sweep._models import import_hf_config
-from sweep._workload import load_workload
+from sweep.catalogs.llms import import_hf_config
+from sweep.cli import main
+from sweep.fleet.workload import load_workload
+from sweep.grid.spec import parse
 
 BASE = {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [4096]}}
 PROFILE = {"gpu": "X1", "model": "m1", "tp": 8, "weight_time_s": 4e-3, "kv_time_per_seq_s": 0.32e-3,

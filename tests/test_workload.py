@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep._errors import SweepInputError
-from sweep._workload import (
+from sweep.errors import SweepInputError
+from sweep.fleet.workload import (
     WORKLOAD_DIR,
     available_workloads,
     cdf_at,

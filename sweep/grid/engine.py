@@ -1,0 +1,284 @@
+"""The sweep engine: one compiled kernel over the Cartesian product of a grid's axes.
+
+The grid is never materialised point by point. Profile axes (gpu, model, tp, …) select rows of
+a struct-of-arrays parameter table `theta` (K rows, gathered by index) from which a pure JAX
+function derives the `Profile`; the other axes (context, batch, workload, …) are small 1-D
+arrays that broadcast against it. The full grid, of shape (K, n_axis1, n_axis2, …), is cut
+along one dimension into blocks of one fixed shape of at most `chunk_points` points, so the
+kernel is compiled once per grid and its working memory stays bounded. The table and the axes
+are placed on the device once; a block's only new input is its start index per dim, from which
+the kernel gathers its slice. Each block is copied into the NumPy outputs while XLA computes
+the next one.
+
+Elasticities ∂ln y/∂ln θ of the model's target output y are forward-mode derivatives (one
+`jvp` per parameter, tangent θ) of the model's continuous relaxation, in the same blocks.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sweep.grid.buffers import POOL
+
+
+@dataclass
+class ProfileTable:
+    """K serving setups: the profile axes and the parameters θ that derive their profiles."""
+
+    categorical: dict  # axis name -> list of labels, in dim order; K = product of lengths
+    theta: dict  # parameter name -> np.ndarray of shape (K,), C order over `categorical`
+    derive: Callable  # hashable, pure JAX: derive(θ arrays, relaxed) -> Profile
+    elasticity_params: tuple  # θ keys that get elasticities
+    uncertainty: dict = field(default_factory=dict)  # θ key -> (K,) relative half-width (projected values)
+    provenance: dict = field(default_factory=dict)  # free-form, recorded in the output
+
+
+class Evaluator:
+    """What the kernel evaluates: `evaluator(profile, value, relaxed, extras, pre) -> {name: array}`.
+
+    `value(name)` returns the named axis (broadcast to its grid dimension) or scalar parameter;
+    `extras` are arrays the evaluator needs (e.g. workload tables), passed traced. An evaluator may name a
+    `pre` evaluator run first, in its own compiled call, on the (profile, first axis) sub-grid;
+    its outputs reach the evaluator as `pre` (a dict; empty in the relaxed elasticity pass).
+    Computing small sub-grid quantities apart keeps XLA from fusing (and so repeating) them in
+    every per-point loop. `outputs` maps
+    each output to (dtype or None for the grid's float dtype, trailing shape); `target` is the
+    output whose elasticities are reported. Subclasses are frozen dataclasses: hashable by value,
+    so a compiled kernel is reused by every grid of the same structure.
+    """
+
+    outputs: dict = {}
+    target: str = ""
+    pre = None
+
+    def __call__(self, profile, value, relaxed, extras, pre):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _reshape_for(values, dim: int, ndim: int):
+    shape = [1] * ndim
+    shape[dim] = -1
+    return jnp.reshape(values, shape)
+
+
+@dataclass
+class Plan:
+    """How a grid of shape `dims` is cut: split dim `split`, blocks of `block` along it."""
+
+    dims: tuple
+    split: int
+    block: int
+
+    @classmethod
+    def make(cls, dims, chunk_points: int) -> "Plan":
+        split = len(dims) - 1
+        while split > 0 and math.prod(dims[split:]) <= chunk_points:
+            split -= 1
+        inner = math.prod(dims[split + 1 :])
+        block = max(1, min(dims[split], chunk_points // max(inner, 1)))
+        return cls(tuple(dims), split, block)
+
+    def blocks(self):
+        """Yield each block's start index per dim, its slice of the grid and its valid length
+        along the split dim (the last block is padded to the fixed block shape)."""
+        outer = [range(d) for d in self.dims[: self.split]]
+        for head in itertools.product(*outer):
+            for start in range(0, self.dims[self.split], self.block):
+                stop = min(start + self.block, self.dims[self.split])
+                starts = tuple(head) + (start,) + (0,) * (len(self.dims) - self.split - 1)
+                where = tuple(slice(h, h + 1) for h in head) + (slice(start, stop),)
+                yield starts, where, stop - start
+
+    @property
+    def n_blocks(self) -> int:
+        return math.prod(self.dims[: self.split]) * math.ceil(self.dims[self.split] / self.block)
+
+
+def _bucket(n: int) -> int:
+    """Padded length of a full axis or table: the next power of two. The kernel's input shapes
+    then change only at powers of two, so grids that differ a little in their number of
+    profiles or in the length of the split axis share a compiled kernel (the block shape,
+    which holds the other axes whole, is part of the compiled signature anyway)."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _pad(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([values, np.repeat(values[-1:], _bucket(len(values)) - len(values))])
+
+
+def _block_indices(starts, sizes, lengths):
+    """Per-dim gather indices of one block: start, start+1, … clamped to the last valid index."""
+    return [jnp.minimum(starts[d] + jnp.arange(n), sizes[d] - 1) for d, n in enumerate(lengths)]
+
+
+def _evaluate(evaluator, derive, names, theta, axis_values, params, extras, relaxed, pre=None):
+    ndim = 1 + len(names)
+    profile = derive({k: _reshape_for(v, 0, ndim) for k, v in theta.items()}, relaxed)
+    by_name = {n: _reshape_for(axis_values[i], 1 + i, ndim) for i, n in enumerate(names)}
+    # outputs of the evaluator's `pre` pass live on the (profile, first axis) sub-grid
+    pre = {k: jnp.reshape(v, v.shape + (1,) * (ndim - v.ndim)) for k, v in (pre or {}).items()}
+    return evaluator(profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras, pre)
+
+
+def _gather(theta, axis_values, pre, starts, sizes, lengths):
+    """The block's slice of the full (padded) inputs, gathered inside the compiled kernel."""
+    idx = _block_indices(starts, sizes, lengths)
+    theta_b = {k: v[idx[0]] for k, v in theta.items()}
+    axis_b = tuple(a[i] for a, i in zip(axis_values, idx[1:]))
+    pre_b = {k: v[idx[0]][:, idx[1]] for k, v in (pre or {}).items()}
+    return theta_b, axis_b, pre_b
+
+
+@partial(jax.jit, static_argnames=("evaluator", "derive", "names"))
+def _pre_kernel(theta, axis_values, params, extras, *, evaluator, derive, names):
+    """An evaluator's `pre` pass on the whole (padded) (profile, first axis) sub-grid."""
+    out = _evaluate(evaluator, derive, names, theta, axis_values, params, extras, False)
+    shape = (len(next(iter(theta.values()))), len(axis_values[0]))
+    return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
+
+
+@partial(jax.jit, static_argnames=("evaluator", "derive", "names", "keep", "lengths", "dtype"), donate_argnums=0,
+         keep_unused=True)
+def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *, evaluator, derive, names, keep,
+            lengths, dtype):
+    """One block of the grid: the evaluator's outputs `keep`, each of shape `lengths` + trailing, float
+    outputs cast to `dtype`.
+
+    `recycled` is an earlier block's outputs, already copied out and donated: XLA writes this
+    block's outputs into the same memory instead of allocating (and page-faulting) new buffers.
+    """
+    del recycled
+    theta_b, axis_b, pre_b = _gather(theta, axis_values, pre, starts, sizes, lengths)
+    out = _evaluate(evaluator, derive, names, theta_b, axis_b, params, extras, False, pre_b)
+    return {k: jnp.broadcast_to(out[k], tuple(lengths) + evaluator.outputs[k][1]).astype(evaluator.outputs[k][0] or dtype)
+            for k in keep}
+
+
+@partial(jax.jit, static_argnames=("evaluator", "derive", "names", "keys", "lengths", "dtype"), donate_argnums=0,
+         keep_unused=True)
+def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extras, *, evaluator, derive, names, keys,
+                       lengths, dtype):
+    """∂ln y/∂ln θ_key of the target output y on one block, one forward-mode jvp per key
+    (`recycled`: as for `_kernel`)."""
+    del recycled
+    theta_b, axis_b, _ = _gather(theta, axis_values, None, starts, sizes, lengths)
+    shape = tuple(lengths) + evaluator.outputs[evaluator.target][1]
+
+    def target(th):
+        return _evaluate(evaluator, derive, names, th, axis_b, params, extras, True)[evaluator.target]
+
+    value = target(theta_b)
+    safe = jnp.where(value != 0, value, 1.0)
+    rows = []
+    for key in keys:
+        # direction θ_key (0 where the value is absent/NaN): the jvp is θ·∂y/∂θ
+        tangent = {k: (jnp.where(jnp.isfinite(v), v, 0.0) if k == key else jnp.zeros_like(v))
+                   for k, v in theta_b.items()}
+        d = jax.jvp(target, (theta_b,), (tangent,))[1]
+        rows.append(jnp.broadcast_to(jnp.where(value != 0, d / safe, jnp.nan), shape))
+    return jnp.stack(rows).astype(dtype)
+
+
+PIPELINE_DEPTH = 2  # blocks dispatched ahead: XLA computes them while the oldest is copied out
+_SPARE_BLOCKS: dict = {}  # block-buffer signature -> the spare block buffers of the last run_grid
+
+
+def run_grid(table: ProfileTable, axes: dict, params: dict, evaluator: Evaluator, *, dtype="float64",
+             chunk_points=1 << 18, elasticities=False, progress=None, extras=(), keep=None) -> dict:
+    """Evaluate `evaluator` on the grid (K, *axes). Returns name -> np.ndarray of shape dims + trailing.
+
+    `axes` maps axis names (in dim order) to 1-D numeric arrays; `params` holds the scalar
+    parameters; `keep` (a tuple of output names, default all) limits what is computed and stored.
+    `dtype` is the storage type of float outputs; the model is evaluated in float64 whatever it is.
+    The outputs of the evaluator's `pre` pass are returned too, on their (K, first axis) sub-grid.
+    `progress(done_blocks, n_blocks, elapsed_s)` is called after each block.
+
+    The full axes and the parameter table go to the device once; each block is one call of the
+    compiled kernel whose only new input is the block's start indices. Calls are asynchronous:
+    while XLA computes the next PIPELINE_DEPTH blocks, a thread pool copies the oldest into the
+    NumPy outputs (recycled memory where possible, `sweep.grid.buffers`), and its XLA buffers are
+    then donated to a later call, so no block touches fresh memory.
+    """
+    keep = tuple(keep) if keep else tuple(evaluator.outputs)
+    np_dtype = np.dtype(dtype)
+    names = tuple(axes)
+    dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
+    # the model is always evaluated in float64: integer outputs (n_max, instance counts, …) must
+    # not depend on `dtype`, which only sets how float outputs are stored
+    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for k, v in table.theta.items()}
+    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for v in axes.values())
+    params_c = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
+    extras = tuple(jnp.asarray(e) for e in extras)
+    sizes = jnp.asarray(np.array(dims, dtype=np.int64))
+    keys = tuple(table.elasticity_params) if elasticities else ()
+
+    results = {}
+    pre = None
+    if evaluator.pre is not None:
+        pre = _pre_kernel(theta, axis_values[:1], params_c, extras, evaluator=evaluator.pre, derive=table.derive,
+                          names=names[:1])
+        for k, v in pre.items():
+            results[k] = np.asarray(v)[: dims[0], : dims[1]].astype(evaluator.pre.outputs[k][0] or np_dtype)
+    for k in keep:
+        results[k] = POOL.empty(dims + evaluator.outputs[k][1], evaluator.outputs[k][0] or np_dtype)
+    if keys:
+        results["elasticity"] = POOL.empty((len(keys),) + dims + evaluator.outputs[evaluator.target][1], np_dtype)
+
+    plan = Plan.make(dims, chunk_points)
+    lengths = (1,) * plan.split + (plan.block,) + tuple(dims[plan.split + 1 :])
+    static = dict(evaluator=evaluator, derive=table.derive, names=names, lengths=lengths, dtype=np_dtype.name)
+
+    block_shapes = {k: (lengths + evaluator.outputs[k][1], np.dtype(evaluator.outputs[k][0] or np_dtype)) for k in keep}
+    if keys:
+        block_shapes["elasticity"] = ((len(keys),) + lengths + evaluator.outputs[evaluator.target][1], np_dtype)
+    signature = tuple((k, shape, dt.str) for k, (shape, dt) in block_shapes.items())
+    # DEPTH + 1 sets of block buffers cycle: computed, copied out, donated to a later call
+    spare = _SPARE_BLOCKS.pop(signature, None) or [
+        {k: jnp.zeros(shape, dt) for k, (shape, dt) in block_shapes.items()} for _ in range(PIPELINE_DEPTH + 1)]
+
+    def dispatch(starts):
+        starts = np.array(starts, dtype=np.int64)
+        recycled = spare.pop()
+        elasticity = recycled.pop("elasticity", None)
+        block = _kernel(recycled, starts, sizes, theta, axis_values, params_c, extras, pre, keep=keep, **static)
+        if keys:
+            block["elasticity"] = _elasticity_kernel(elasticity, starts, sizes, theta, axis_values, params_c, extras,
+                                                     keys=keys, **static)
+        return block
+
+    def copy(name, block, where, valid):
+        lead = (slice(None),) if name == "elasticity" else ()
+        trim = lead + (slice(None),) * plan.split + (slice(0, valid),)
+        results[name][lead + where] = np.asarray(block[name])[trim]
+
+    start_time = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(len(block_shapes), os.cpu_count() or 1)) as pool:
+        pending = collections.deque()
+        blocks = plan.blocks()
+        for done_blocks in range(plan.n_blocks):
+            while len(pending) < PIPELINE_DEPTH:  # XLA computes these while the oldest is copied
+                starts, where, valid = next(blocks, (None, None, None))
+                if starts is None:
+                    break
+                pending.append((dispatch(starts), where, valid))
+            block = pending.popleft()
+            for copying in [pool.submit(copy, name, *block) for name in block[0]]:
+                copying.result()
+            spare.append(block[0])
+            if progress is not None:
+                progress(done_blocks + 1, plan.n_blocks, time.perf_counter() - start_time)
+    _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
+    _SPARE_BLOCKS[signature] = spare
+    return results

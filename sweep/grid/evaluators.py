@@ -1,0 +1,82 @@
+"""What the engine evaluates at each grid point: single-instance metrics, n_max, fleet metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from sweep.fleet.sizing import fleet_metrics
+from sweep.fleet.workload import Workload
+from sweep.grid.engine import Evaluator
+from sweep.physics.concurrency import max_concurrency
+from sweep.physics.instance import evaluate
+
+INSTANCE_OUTPUTS = ("concurrency", "iteration_time", "tokens_per_second", "gpu_power", "tokens_per_watt")
+FLEET_OUTPUTS = ("fleet_tokens_per_watt", "fleet_power", "fleet_output_tokens_per_second", "cost_per_mtok", "ttft_p99")
+POOL_OUTPUTS = ("instances", "traffic_share", "utilization", "active_sequences", "pool_power", "mean_service_time",
+                "service_scv", "mean_output_tokens", "pool_ttft_p99")  # trailing `pool` dim
+
+
+@dataclass(frozen=True)
+class InstanceEvaluator(Evaluator):
+    """Single-instance metrics (sweep.physics.instance.evaluate) on (profile, context, batch, …)."""
+
+    convention: str
+
+    @property
+    def outputs(self):
+        outputs = {k: (None, ()) for k in INSTANCE_OUTPUTS}
+        outputs["bound"] = (np.int8, ())
+        if self.convention == "physical":
+            outputs["instance_power"] = (None, ())
+        return outputs
+
+    target = "tokens_per_watt"
+
+    @property
+    def pre(self):
+        return ContextEvaluator()
+
+    def __call__(self, profile, value, relaxed, extras, pre):
+        n_max = pre["max_concurrency"].astype(profile.kv_blocks.dtype) if pre else None
+        return evaluate(profile, value("context"), value("batch"), value("mean_length_fraction"), value("load"),
+                        convention=self.convention, relaxed=relaxed, n_max=n_max)
+
+
+@dataclass(frozen=True)
+class ContextEvaluator(Evaluator):
+    """n_max and feasibility: they depend on (profile, context) only."""
+
+    outputs = {"max_concurrency": (np.int64, ()), "feasible": (np.int8, ())}
+    target = "max_concurrency"
+
+    def __call__(self, profile, value, relaxed, extras, pre):
+        n_max = max_concurrency(profile, value("context"), relaxed=relaxed)
+        return {"max_concurrency": n_max, "feasible": (n_max >= 1).astype(jnp.int8)}
+
+
+@dataclass(frozen=True)
+class FleetEvaluator(Evaluator):
+    """Fleet metrics (sweep.fleet.sizing.fleet_metrics); extras = stacked workload (lengths, cum)."""
+
+    convention: str
+
+    @property
+    def outputs(self):
+        outputs = {v: (None, ()) for v in FLEET_OUTPUTS}
+        outputs.update({v: (None, (2,)) for v in POOL_OUTPUTS})
+        outputs["meets_slo"] = (np.int8, ())
+        return outputs
+
+    target = "fleet_tokens_per_watt"
+
+    def __call__(self, profile, value, relaxed, extras, pre):
+        index = value("workload").astype(jnp.int32)
+        workload = Workload(extras[0][index], extras[1][index])
+        lengths = "planner" if self.convention == "paper" else "exact"
+        return fleet_metrics(profile, workload, value("arrival_rate"), value("topology").astype(jnp.int32),
+                             value("b_short"), value("gamma"), value("long_context"), value("ttft_p99_s"),
+                             value("rho_max"), value("output_share"), convention=self.convention,
+                             relaxed=relaxed, lengths=lengths)

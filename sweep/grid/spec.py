@@ -1,0 +1,344 @@
+"""Grid specifications: TOML files (or dicts) that name the axes of a sweep.
+
+See the README section "Grid files" for the full reference. In short: top-level keys choose the
+convention, the profile kind and options; `[axes]` lists the swept values (a list or a range
+table); any axis may instead be given as a scalar top-level key (a parameter, not a dimension).
+
+An axis is a list, or a range table: `{start, stop, step}` (linear, stop included when hit),
+`{start, stop, num, spacing = "linear" | "geometric"}` or `{start, stop, spacing = "pow2"}`
+(powers of two from start to stop, both powers of two). The model axis also takes
+`{ dense_params = <range> }`: dense models of those parameter counts ("dense-<N>b").
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sweep import validate as V
+from sweep.errors import SweepInputError
+from sweep.vocabulary import (
+    BATCH_MAX,
+    CONVENTIONS,
+    KV_DTYPE_BYTES,
+    POWER_MODELS,
+    TOPOLOGIES,
+    WEIGHT_DTYPE_BYTES,
+)
+
+PROFILE_KINDS = ("calibrated", "roofline")
+DTYPES = ("float64", "float32")
+DEFAULT_CHUNK_POINTS = 1 << 18
+
+
+@dataclass(frozen=True)
+class Axis:
+    kind: str  # validator, see _validate_axis
+    default: object  # value when neither an axis nor a scalar is given (None: required/unused)
+    group: str  # "profile" (selects/derives the profile), "instance" or "fleet" (point axes)
+    doc: str
+    choices: tuple = ()
+
+
+AXES = {
+    # profile axes: every combination is one row of the profile table
+    "gpu": Axis("name", None, "profile", "GPU SKU names (catalog, alias or [gpus.NAME])"),
+    "model": Axis("name", None, "profile", "model ids (catalog, alias, [models.NAME] or dense-<N>b)"),
+    "tp": Axis("positive_int", None, "profile", "tensor-parallel GPUs per instance (roofline; default 1)"),
+    "weight_dtype": Axis("choice", "bf16", "profile", "weight dtype (roofline)", tuple(WEIGHT_DTYPE_BYTES)),
+    "kv_dtype": Axis("choice", None, "profile", "KV-cache dtype (roofline; default = weights, int4 → bf16)", tuple(KV_DTYPE_BYTES)),
+    "gpu_memory_utilization": Axis("fraction", 0.90, "profile", "share of GPU memory vLLM may use (roofline)"),
+    "kv_block_tokens": Axis("positive_int", 16, "profile", "KV block size in tokens (roofline)"),
+    "reserve_bytes": Axis("nonnegative", None, "profile", "activation/runtime reserve per GPU (physical roofline; default 4 GiB)"),
+    "prefill_chunk_tokens": Axis("positive_int", None, "profile", "chunked-prefill size (roofline; default: the GPU's)"),
+    "moe_dispatch_overhead_s": Axis("nonnegative", 0.0, "profile", "MoE dispatch time per MoE layer per step (physical roofline)"),
+    # single-instance point axes
+    "context": Axis("positive_int", None, "instance", "context window C in tokens"),
+    "batch": Axis("batch", "max", "instance", 'sequences in flight: positive integers or "max" (= n_max)'),
+    "mean_length_fraction": Axis("fraction", 0.5, "instance", "mean sequence length in flight / context (paper 0.5)"),
+    "load": Axis("fraction", 1.0, "instance", 'utilisation ρ when batch is "max": n = floor(ρ·n_max)'),
+    # fleet axes (a grid with `topology` is a fleet grid)
+    "workload": Axis("name", None, "fleet", "request-length CDF: built-in name or JSON file"),
+    "topology": Axis("choice", None, "fleet", "routing topology", tuple(TOPOLOGIES)),
+    "b_short": Axis("positive_int", 4096, "fleet", "short-pool context window B_short (tokens)"),
+    "gamma": Axis("at_least_one", 2.0, "fleet", "FleetOpt compression factor γ ≥ 1 (L ≤ γ·B_short → short pool)"),
+    "long_context": Axis("positive_int", 65536, "fleet", "long-pool context window (tokens)"),
+    "arrival_rate": Axis("positive", 1000.0, "fleet", "request arrival rate λ (requests/s)"),
+    "ttft_p99_s": Axis("positive", 0.5, "fleet", "P99 time-to-first-token target (s)"),
+    "rho_max": Axis("open_fraction", 0.85, "fleet", "maximum utilisation per pool, in (0, 1)"),
+    "output_share": Axis("open_fraction", 0.2, "fleet", "output tokens / total tokens of a request"),
+}
+ROOFLINE_ONLY = ("tp", "weight_dtype", "kv_dtype", "gpu_memory_utilization", "kv_block_tokens", "reserve_bytes",
+                 "prefill_chunk_tokens", "moe_dispatch_overhead_s")
+CORE_DIMS = {"instance": ("gpu", "model", "context", "batch"), "fleet": ("gpu", "model", "workload", "topology")}
+REQUIRED = {"instance": ("gpu", "model", "context"), "fleet": ("gpu", "model", "workload", "topology")}
+TOP_KEYS = ("title", "convention", "profile", "elasticities", "uncertainty", "dtype", "chunk_points", "outputs",
+            "axes", "profiles", "gpus", "models", "gpu_catalogs", "model_catalogs", "model_configs", "power_model")
+
+
+@dataclass
+class GridSpec:
+    where: str  # file path or "<dict>", used in error messages
+    mode: str  # "instance" | "fleet"
+    axes: dict  # name -> list of values (dimensions, in AXES order)
+    params: dict  # scalar parameters (not dimensions)
+    title: str = "sweep grid"
+    convention: str = "physical"
+    profile: str = "calibrated"
+    elasticities: bool = False
+    uncertainty: bool = False
+    dtype: str = "float64"
+    chunk_points: int = DEFAULT_CHUNK_POINTS
+    power_model: str = "tdp_fraction"
+    outputs: tuple = ()  # per-point output variables to compute and store (empty: all)
+    profiles: list = field(default_factory=list)  # inline calibrated profile tables
+    gpus: dict = field(default_factory=dict)  # inline GPU tables
+    models: dict = field(default_factory=dict)  # inline model tables
+    gpu_catalogs: list = field(default_factory=list)  # extra GPU catalog files (resolved paths)
+    model_catalogs: list = field(default_factory=list)
+    model_configs: list = field(default_factory=list)  # HF config.json files to import
+    raw: dict = field(default_factory=dict)  # the spec as given (recorded in the output)
+
+    @property
+    def folder(self) -> Path:
+        """The grid file's folder (relative paths in the grid are relative to it); "." for a dict."""
+        return Path(self.where).parent if self.where != "<dict>" else Path(".")
+
+    def workload_source(self, name: str) -> str:
+        """A workload as given: a built-in name, or a JSON file relative to the grid's folder."""
+        return name if not name.endswith(".json") or Path(name).is_absolute() else str(self.folder / name)
+
+    def value(self, name):
+        """The grid's values of `name`: the axis list, or a one-element list of the parameter."""
+        return self.axes[name] if name in self.axes else [self.params[name]]
+
+
+def _fail(where: str, key: str, message: str):
+    raise SweepInputError(f"{where}: {key}: {message}")
+
+
+def expand_range(where: str, key: str, table: dict) -> list:
+    """Expand a range table into a list of values (see module docstring); its size is checked first."""
+    allowed = "start, stop and one of step | num (+ spacing linear|geometric) | spacing = 'pow2'"
+    unknown = set(table) - {"start", "stop", "step", "num", "spacing"}
+    if unknown or "start" not in table or "stop" not in table or ("step" in table and "num" in table):
+        V.fail(where, key, f"range table has keys {sorted(table)}", allowed)
+    start = V.number(where, f"{key}.start", table["start"])
+    stop = V.number(where, f"{key}.stop", table["stop"])
+    V.ordered(where, {f"{key}.start": start, f"{key}.stop": stop})
+    spacing = table.get("spacing", "linear")
+    if spacing not in ("linear", "geometric", "pow2"):
+        V.fail(where, f"{key}.spacing", f"unknown spacing {spacing!r}", "linear, geometric, pow2")
+    if spacing == "pow2" and "step" not in table and "num" not in table:
+        ok = all(isinstance(v, int) and v > 0 and v & (v - 1) == 0 for v in (start, stop))
+        if not ok:
+            V.fail(where, key, f"pow2 range {start!r}..{stop!r}", "integer powers of two start <= stop")
+        V.range_size(where, key, stop.bit_length() - start.bit_length() + 1)
+        return [1 << e for e in range(start.bit_length() - 1, stop.bit_length())]
+    if "step" in table and spacing == "linear":
+        step = V.number(where, f"{key}.step", table["step"], "positive")
+        count = V.range_size(where, key, (stop - start) / step + 1e-9 + 1)
+        values = [start + i * step for i in range(count)]
+        return [int(v) for v in values] if all(isinstance(v, int) for v in (start, step)) else values
+    if "num" in table and spacing != "pow2":
+        num = V.range_size(where, f"{key}.num", V.number(where, f"{key}.num", table["num"], "at_least_one", True))
+        if spacing == "geometric":
+            V.number(where, f"{key}.start", start, "positive")
+            return np.geomspace(start, stop, num).tolist()
+        return np.linspace(start, stop, num).tolist()
+    V.fail(where, key, f"range table has keys {sorted(table)} and spacing {spacing!r}", allowed)
+
+
+def dense_model_name(n_params: float) -> str:
+    """Label of the dense-family model with `n_params` parameters, e.g. dense-13b."""
+    return f"dense-{n_params / 1e9:.6g}b"
+
+
+NUMBER_KINDS = {"positive_int": ("positive", True), "fraction": ("fraction", False),
+                "open_fraction": ("open_fraction", False), "positive": ("positive", False),
+                "nonnegative": ("nonnegative", False), "at_least_one": ("at_least_one", False)}
+
+
+def _validate_axis(where: str, name: str, values: list, key: str) -> list:
+    axis = AXES[name]
+    if not values:
+        V.fail(where, key, "axis is empty", "at least one value")
+    kind = axis.kind
+    if kind in NUMBER_KINDS:
+        rule, integer = NUMBER_KINDS[kind]
+        values = [V.number(where, key, v, rule, integer) for v in values]
+        values = [int(v) if integer else float(v) for v in values]
+    for v in values:
+        if kind == "name" and not (isinstance(v, str) and v != ""):
+            V.fail(where, key, f"got {v!r}", "non-empty strings")
+        if kind == "choice" and not (isinstance(v, str) and v.lower() in axis.choices):
+            V.fail(where, key, f"got {v!r}", ", ".join(axis.choices))
+        if kind == "batch" and v != "max" and not (V.is_number(v) and v > 0 and float(v).is_integer()):
+            V.fail(where, key, f"got {v!r}", 'positive integers or "max"')
+    if kind == "choice":
+        values = [v.lower() for v in values]
+    elif kind == "batch":
+        values = [BATCH_MAX if v == "max" else int(v) for v in values]
+    V.distinct(where, key, values, str.lower if kind == "name" else lambda v: v)
+    return values
+
+
+def _axis_values(where: str, name: str, raw) -> list:
+    key = f"axes.{name}"
+    if name == "model" and isinstance(raw, dict) and "dense_params" in raw:
+        if set(raw) != {"dense_params"}:
+            _fail(where, key, "a model range table takes only 'dense_params'")
+        counts = raw["dense_params"]
+        counts = expand_range(where, f"{key}.dense_params", counts) if isinstance(counts, dict) else counts
+        counts = counts if isinstance(counts, list) else [counts]
+        counts = [V.number(where, f"{key}.dense_params", c, "positive") for c in counts]
+        raw = [dense_model_name(c) for c in counts]
+    elif isinstance(raw, dict):
+        raw = expand_range(where, key, raw)
+    elif not isinstance(raw, list):
+        raw = [raw]
+    return _validate_axis(where, name, raw, key)
+
+
+def _paths(where: str, spec: dict, key: str) -> list:
+    value = spec.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        _fail(where, key, f"must be a list of file paths, got {value!r}")
+    base = Path(where).parent if where != "<dict>" else Path(".")
+    return [str(Path(v) if Path(v).is_absolute() else base / v) for v in value]
+
+
+def parse(spec, where: str = "<dict>") -> GridSpec:
+    """Validate a spec dict (as read from TOML) into a `GridSpec`."""
+    if not isinstance(spec, dict):
+        raise SweepInputError(f"{where}: a grid spec must be a table/dict, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(TOP_KEYS) - set(AXES))
+    if unknown:
+        raise SweepInputError(f"{where}: unknown key(s) {unknown}; allowed keys: {', '.join(TOP_KEYS + tuple(AXES))}")
+    axes_in = spec.get("axes", {})
+    if not isinstance(axes_in, dict):
+        _fail(where, "axes", "must be a table of axis name = list or range")
+    bad_axes = sorted(set(axes_in) - set(AXES))
+    if bad_axes:
+        _fail(where, "axes", f"unknown axis {bad_axes}; allowed axes: {', '.join(AXES)}")
+
+    def choice(key, allowed, default):
+        value = spec.get(key, default)
+        if value not in allowed:
+            _fail(where, key, f"got {value!r}; allowed: {', '.join(map(str, allowed))}")
+        return value
+
+    def flag(key):
+        value = spec.get(key, False)
+        if not isinstance(value, bool):
+            _fail(where, key, f"must be true or false, got {value!r}")
+        return value
+
+    mode = "fleet" if ("topology" in axes_in or "topology" in spec) else "instance"
+    profile = choice("profile", PROFILE_KINDS, "calibrated")
+    axes, params = {}, {}
+    for name, axis in AXES.items():
+        if name in axes_in and name in spec:
+            _fail(where, name, "given both as a scalar parameter and as an axis; give one")
+        given = name in axes_in or name in spec
+        if axis.group not in ("profile", mode):
+            if given:
+                other = "a fleet grid (one with `topology`)" if axis.group == "fleet" else "a single-instance grid"
+                _fail(where, name, f"only applies to {other}")
+            continue
+        if profile == "calibrated" and name in ROOFLINE_ONLY:
+            if given:
+                _fail(where, name, 'serving-config keys need profile = "roofline" (a calibrated profile has its own)')
+            continue
+        if name in axes_in:
+            axes[name] = _axis_values(where, name, axes_in[name])
+        elif name in spec:
+            value = _axis_values(where, name, spec[name])
+            if len(value) != 1:
+                _fail(where, name, "a scalar parameter takes one value; put lists under [axes]")
+            if name in CORE_DIMS[mode]:
+                axes[name] = value
+            else:
+                params[name] = value[0]
+        elif name in REQUIRED[mode]:
+            _fail(where, f"axes.{name}", "required axis is missing")
+        elif name in CORE_DIMS[mode]:
+            axes[name] = _validate_axis(where, name, [axis.default], f"axes.{name}")
+        elif axis.default is not None or name in ("tp", "kv_dtype", "reserve_bytes", "prefill_chunk_tokens"):
+            params[name] = axis.default
+    axes = {n: axes[n] for n in AXES if n in axes}
+    if mode == "fleet":
+        _check_fleet(where, axes, params)
+
+    chunk = spec.get("chunk_points", DEFAULT_CHUNK_POINTS)
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < V.MIN_CHUNK_POINTS:
+        V.fail(where, "chunk_points", f"got {chunk!r}", f"integers >= {V.MIN_CHUNK_POINTS} (points per compiled call)")
+    title = spec.get("title", "sweep grid")
+    if not isinstance(title, str):
+        _fail(where, "title", f"must be a string, got {title!r}")
+    profiles = spec.get("profiles", [])
+    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+        _fail(where, "profiles", "must be an array of tables ([[profiles]])")
+    for key in ("gpus", "models"):
+        tables = spec.get(key, {})
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            _fail(where, key, f"must be tables [{key}.NAME] of specs")
+    uncertainty = flag("uncertainty")
+    outputs = spec.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        _fail(where, "outputs", f"must be a list of output variable names, got {outputs!r}")
+    return GridSpec(
+        where=where,
+        mode=mode,
+        axes=axes,
+        params=params,
+        title=title,
+        convention=choice("convention", CONVENTIONS, "physical"),
+        profile=profile,
+        elasticities=flag("elasticities") or uncertainty,
+        uncertainty=uncertainty,
+        dtype=choice("dtype", DTYPES, "float64"),
+        chunk_points=chunk,
+        power_model=choice("power_model", POWER_MODELS, "tdp_fraction"),
+        outputs=tuple(outputs),
+        profiles=profiles,
+        gpus=spec.get("gpus", {}),
+        models=spec.get("models", {}),
+        gpu_catalogs=_paths(where, spec, "gpu_catalogs"),
+        model_catalogs=_paths(where, spec, "model_catalogs"),
+        model_configs=_paths(where, spec, "model_configs"),
+        raw=spec,
+    )
+
+
+def _check_fleet(where: str, axes: dict, params: dict) -> None:
+    def values(name):
+        return axes.get(name, [params.get(name)])
+
+    b_short, long_ctx = values("b_short"), values("long_context")
+    if max(b_short) >= min(long_ctx):
+        _fail(where, "b_short", f"every b_short must be < long_context ({min(long_ctx)}), got {max(b_short)}")
+
+
+def load(path) -> GridSpec:
+    """Read and validate a grid TOML file."""
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise SweepInputError(f"{where}: cannot read grid file: no such file") from None
+    except IsADirectoryError:
+        raise SweepInputError(f"{where}: cannot read grid file: it is a directory") from None
+    except PermissionError:
+        raise SweepInputError(f"{where}: cannot read grid file: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepInputError(f"{where}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SweepInputError(f"{where}: malformed TOML: not UTF-8 text") from None
+    return parse(data, where)

@@ -1,0 +1,214 @@
+"""First-principles ("roofline") serving profiles: GPU spec × model architecture × serving config.
+
+`derive_profile(gpu, model, serving, convention=...)` is a pure JAX function of three dicts of
+arrays (any broadcastable shapes) returning a `sweep.physics.profile.Profile`; gradients flow to every
+continuous hardware spec (bandwidth, memory, FLOPS, TDP, logistic power parameters).
+
+Conventions (docs/models.md §2 and §5):
+
+`paper` — the paper's planner, exactly:
+    W_s  = (P_paper·w / TP) / (0.80·BW) + 3 µs·L                          (dense)
+    W_s  = A_nominal·w / TP / BW                                          (MoE, throughput)
+    W_pow = t_kernel·(BW_ref/BW)^0.7·L + A_attn·w·L/TP / (0.80·BW) + 3 µs·L   (MoE, power only)
+           A_attn = (heads + 2·kv_heads)·hd·hidden + hidden², hd = hidden/heads
+    H_s  = C_cal·kv_tok / (0.80·BW) / TP,  C_cal = 4096,  kv_tok unsharded, hd = hidden/heads
+    kv_blocks = (floor(u·M) − P_paper·w/TP − nccl(TP)) // (kv_tok·blk)     (FULL kv_tok)
+    nccl = 392 MiB (TP ≥ 4), 342 MiB (TP 2, 3), 0 (TP 1); no slot cap; min_concurrency = 1
+    power: TDP·(0.43 + 0.43·min(1, kv_frac + compute_frac)), compute_frac with 2·active/TP FLOPs
+           per token at fp16 FLOPS (the planner's choice even for fp8 weights).
+
+`physical` (default for new grids) — what vLLM allocates and what a decode step reads:
+    W_s = W_pow = S / (η·BW) + t_layer·L + t_dispatch·L_moe
+          S = bytes per GPU streamed per step (sharded /TP): active weights (MoE: top-k experts + shared + attention +
+          dense layers) + LM head; quantised linears at the weight dtype, embeddings/head/norms/
+          router at 16 bit; k/v projections replicated when TP > kv_heads and MLA down-projections
+          replicated on every rank (vLLM ReplicatedLinear). η = 0.80, t_layer = 3 µs
+          by default (same achievable-bandwidth assumptions as the planner, but serving keys).
+    kv_tok/GPU = kv_tok / min(TP, kv_heads)  (GQA: heads sharded, replicated once TP > kv_heads, as
+          vLLM does; MLA: the latent cache has one 'head' and is replicated on every TP rank)
+    H_s = C_cal·kv_tok/GPU / (η·BW)
+    kv_blocks = (floor(u·M) − weights/GPU − reserve) // (kv_tok/GPU·blk)    [vLLM: u·total −
+          weights − peak activation − non-torch memory; KV tokens = kv_blocks·blk]
+    reserve (default 4 GiB/GPU): vLLM's profiled peak activation (≈1–5 GiB at
+          max_num_batched_tokens 8192) plus non-torch memory (NCCL/custom all-reduce buffers,
+          cuBLAS workspace, ≈0.1–3 GiB); CUDA graphs are captured after KV sizing in vLLM ≤ 0.10
+          and come out of the (1 − u) headroom. Set `reserve_bytes` per grid to match a vLLM log.
+    min_concurrency = 0: a model that does not fit has kv_blocks = 0 (the engine marks it infeasible).
+    compute peak: fp8 FLOPS when weights are fp8, else fp16 (int4 weights run W4A16 kernels).
+    power: TDP fraction (power_model 1) by default, with the SAME weight time as throughput. The
+          logistic curve (power_model 0) is available only where a SKU has measured parameters
+          (H100), and those were fitted to one model/TP (70B TP8), so it does not transfer across
+          models; the TDP-fraction model follows each setup's roofline activity consistently.
+    FLOPs per token per GPU = 2·streamed_params/TP. KNOWN LIMIT: an MoE batch of n tokens touches
+          ~E·(1 − (1 − k/E)^n) distinct experts, not k; a Profile's W_s cannot depend on n, so the
+          physical MoE W_s is the batch-1 (lower) bound unless `moe_dispatch_overhead_s` is set.
+
+Integer floors are done in int64 (float budget → floor → int64 → integer //); `relaxed=True`
+removes every floor (continuous relaxation for gradients).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from sweep.errors import InvalidValueError
+from sweep.physics import intmath
+from sweep.physics.architecture import kv_bytes_per_token, kv_cache_heads, param_counts
+from sweep.physics.profile import LOGISTIC_FIELDS, TDP_FRACTION_POWER, Profile
+from sweep.vocabulary import CONVENTIONS
+
+GIB = 2**30
+MIB = 2**20
+
+# The paper planner's model constants (docs/models.md §2): equations, not results.
+CALIBRATION_CONTEXT = 4096  # C_cal = mean_ctx of roofline profiles
+PAPER_BW_EFFICIENCY = 0.80  # effective / peak HBM bandwidth
+PAPER_LAYER_OVERHEAD_S = 3e-6  # per-layer launch overhead
+PAPER_NCCL_BYTES_TP2 = 342 * MIB  # NCCL buffers at TP 2
+PAPER_NCCL_BYTES_TP4 = 392 * MIB  # NCCL buffers at TP 4 and 8 (411 041 792 B)
+PAPER_POWER_IDLE_FRACTION = 0.43
+PAPER_POWER_DYNAMIC_FRACTION = 0.43
+
+DEFAULT_RESERVE_BYTES = 4 * GIB
+
+SERVING_DEFAULTS = {
+    "tp": 1.0,
+    "weight_dtype_bytes": 2.0,
+    "kv_dtype_bytes": 2.0,
+    "kv_block_tokens": 16.0,
+    "gpu_memory_utilization": 0.90,
+    "reserve_bytes": float(DEFAULT_RESERVE_BYTES),  # physical only (paper: nccl(TP))
+    "bandwidth_efficiency": PAPER_BW_EFFICIENCY,  # physical only
+    "layer_overhead_s": PAPER_LAYER_OVERHEAD_S,  # physical only
+    "moe_dispatch_overhead_s": 0.0,  # physical only, per MoE layer per decode step
+    "max_slots": 0.0,  # compute cap (sequences at C_cal); 0 = none
+    "power_model": float(TDP_FRACTION_POWER),  # physical only (paper: TDP fraction)
+    "power_idle_fraction": PAPER_POWER_IDLE_FRACTION,  # physical only
+    "power_dynamic_fraction": PAPER_POWER_DYNAMIC_FRACTION,  # physical only
+}
+# prefill_chunk_tokens: optional serving key; default = the GPU's catalog value.
+
+
+def _a(d, k, default=None):
+    if k not in d and default is None:
+        raise KeyError(f"derive_profile: input dict lacks required key '{k}'")
+    return jnp.asarray(d[k] if k in d else default, dtype=jnp.float64)
+
+
+def derive_quantities(gpu: dict, model: dict, serving: dict, *, convention: str, relaxed: bool = False) -> dict:
+    """All Profile fields plus the intermediate quantities (params, bytes, KV tokens) as arrays."""
+    if convention not in CONVENTIONS:
+        raise InvalidValueError(f"convention '{convention}': allowed values: {', '.join(CONVENTIONS)}")
+    s = {k: _a(serving, k, v) for k, v in SERVING_DEFAULTS.items()}
+    tp, wb, kb, blk, util = s["tp"], s["weight_dtype_bytes"], s["kv_dtype_bytes"], s["kv_block_tokens"], s["gpu_memory_utilization"]
+    bw, mem = _a(gpu, "hbm_bandwidth_bytes_per_s"), _a(gpu, "memory_bytes")
+    f16, f8 = _a(gpu, "fp16_flops"), _a(gpu, "fp8_flops", jnp.nan)
+    L = _a(model, "n_layers")
+    moe = _a(model, "n_experts") > 0
+    c_cal = jnp.asarray(float(CALIBRATION_CONTEXT))
+
+    if convention == "paper":
+        c = param_counts(model, "paper")
+        eff, ovh = PAPER_BW_EFFICIENCY, PAPER_LAYER_OVERHEAD_S
+        weights_per_gpu = c["total"] * wb / tp
+        dense_ws = weights_per_gpu / (eff * bw) + ovh * L
+        active_nominal = jnp.where(_a(model, "paper_active_params", 0.0) > 0, _a(model, "paper_active_params", 0.0), c["active"])
+        ws = jnp.where(moe, active_nominal * wb / tp / bw, dense_ws)
+        h, H, kvh = _a(model, "hidden_size"), _a(model, "n_heads"), _a(model, "n_kv_heads")
+        attn_bytes_per_gpu = ((H + 2 * kvh) * (h / H) * h + h**2) * wb * L / tp
+        kernel = _a(model, "paper_moe_kernel_s_per_layer", 0.0) * (
+            _a(model, "paper_moe_kernel_reference_bw", 1.0) / bw
+        ) ** _a(model, "paper_moe_kernel_bw_exponent", 0.0) * L
+        pws = jnp.where(moe, kernel + attn_bytes_per_gpu / (eff * bw) + ovh * L, ws)
+        kv_tok = kv_bytes_per_token(model, kb, "paper")
+        kv_tok_gpu = kv_tok / tp  # what H_s reads per GPU
+        kv_divisor = kv_tok  # the planner's unsharded budget divisor
+        hs = c_cal * kv_tok / (eff * bw) / tp
+        reserve = jnp.where(tp >= 4, float(PAPER_NCCL_BYTES_TP4), jnp.where(tp >= 2, float(PAPER_NCCL_BYTES_TP2), 0.0))
+        flops_tok = 2 * c["active"] / tp
+        peak = f16
+        min_conc, power_model = 1.0, jnp.asarray(float(TDP_FRACTION_POWER))
+        idle_frac, dyn_frac = PAPER_POWER_IDLE_FRACTION, PAPER_POWER_DYNAMIC_FRACTION
+    else:
+        c = param_counts(model, "physical")
+        eff, ovh = s["bandwidth_efficiency"], s["layer_overhead_s"]
+        lp = jnp.maximum(wb, 2.0)  # embeddings, head, norms, router stay 16-bit
+        exempt = c["low_precision_exempt"]
+        h, V = _a(model, "hidden_size"), _a(model, "vocab_size")
+        tied = _a(model, "tie_word_embeddings", 0.0) > 0
+        emb_not_read = jnp.where(tied, 0.0, V * h)  # untied: only looked-up rows are read
+        kv_proj_shards = jnp.minimum(tp, _a(model, "n_kv_heads"))
+        replicated = (c["kv_proj"] * (1 / kv_proj_shards - 1 / tp) + c["mla_replicated"] * (1 - 1 / tp)) * wb
+        weights_per_gpu = ((c["total"] - exempt) * wb + exempt * lp) / tp + replicated
+        streamed_per_gpu = ((c["streamed"] - (exempt - emb_not_read)) * wb + (exempt - emb_not_read) * lp) / tp + replicated
+        n_moe_layers = jnp.where(moe, L - _a(model, "n_dense_layers", 0.0), 0.0)
+        ws = streamed_per_gpu / (eff * bw) + ovh * L + s["moe_dispatch_overhead_s"] * n_moe_layers
+        pws = ws
+        kv_tok = kv_bytes_per_token(model, kb, "physical")
+        kv_tok_gpu = kv_tok / jnp.minimum(tp, kv_cache_heads(model))
+        kv_divisor = kv_tok_gpu
+        hs = c_cal * kv_tok_gpu / (eff * bw)
+        reserve = s["reserve_bytes"]
+        flops_tok = 2 * c["streamed"] / tp
+        peak = jnp.where(wb == 1.0, f8, f16)
+        min_conc, power_model = 0.0, s["power_model"]
+        idle_frac, dyn_frac = s["power_idle_fraction"], s["power_dynamic_fraction"]
+
+    budget = intmath.floor(util * mem, relaxed=relaxed) - weights_per_gpu - reserve
+    kv_blocks = jnp.maximum(intmath.floor_div(intmath.floor(budget, relaxed=relaxed), kv_divisor * blk,
+                                              relaxed=relaxed), 0.0)
+
+    logistic = {}
+    for k, safe in zip(LOGISTIC_FIELDS, (0.0, 0.0, 1.0, 0.0)):
+        v = _a(gpu, k, jnp.nan)
+        logistic[k] = jnp.where(jnp.isnan(v), safe, v)  # absent → finite placeholder (no NaN grads)
+
+    fields = {
+        "weight_time_s": ws,
+        "kv_time_per_seq_s": hs,
+        "calibration_context": c_cal,
+        "kv_block_tokens": blk,
+        "kv_blocks": kv_blocks,
+        "max_slots": s["max_slots"],
+        "tp": tp,
+        "power_model": power_model,
+        **logistic,
+        "tdp_w": _a(gpu, "tdp_w"),
+        "power_idle_fraction": jnp.asarray(idle_frac),
+        "power_dynamic_fraction": jnp.asarray(dyn_frac),
+        "power_weight_time_s": pws,
+        "flops_per_token": flops_tok,
+        "peak_flops": peak,
+        "prefill_chunk_tokens": _a(serving, "prefill_chunk_tokens") if "prefill_chunk_tokens" in serving else _a(gpu, "prefill_chunk_tokens"),
+        "price_per_gpu_hour": _a(gpu, "price_per_gpu_hour"),
+        "min_concurrency": jnp.asarray(min_conc),
+    }
+    q = dict(
+        params_total=c["total"],
+        params_active=c["active"],
+        params_streamed=c["streamed"],
+        weight_bytes_per_gpu=weights_per_gpu,
+        kv_bytes_per_token=kv_tok,
+        kv_bytes_per_token_per_gpu=kv_tok_gpu,
+        kv_budget_bytes_per_gpu=budget,
+        kv_tokens=kv_blocks * blk,
+        reserve_bytes=reserve + 0 * tp,
+    )
+    arrays = jnp.broadcast_arrays(*[jnp.asarray(v, jnp.float64) for v in (*fields.values(), *q.values())])
+    keys = (*fields, *q)
+    return dict(zip(keys, arrays))
+
+
+def derive_profile(gpu: dict, model: dict, serving: dict, *, convention: str, relaxed: bool = False) -> Profile:
+    """Profile of (gpu, model, serving) dicts of arrays under `convention` ("paper" | "physical").
+
+    Pure JAX, broadcasts over any shapes; see the module docstring for every equation.
+    """
+    q = derive_quantities(gpu, model, serving, convention=convention, relaxed=relaxed)
+    return Profile(**{f: q[f] for f in Profile._fields})
+
+
+def stack(dicts) -> dict:
+    """Stack same-keyed dicts of scalars into one dict of (K,) arrays (a table of K setups)."""
+    dicts = list(dicts)
+    return {k: jnp.stack([jnp.asarray(d[k], jnp.float64) for d in dicts]) for k in dicts[0]}

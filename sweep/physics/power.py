@@ -1,0 +1,47 @@
+"""GPU power models (docs/models.md §1 and §2), selected per profile by `power_model`.
+
+Logistic (calibrated profiles), per GPU, against in-flight sequences b:
+    P(b) = P_idle + (P_nom − P_idle) / (1 + exp(−k · (log2 max(1, int(b)) − x0)))
+TDP fraction (first-principles profiles, the paper planner):
+    P(n) = TDP · (idle_frac + dyn_frac · min(1, kv_frac + compute_frac)),
+    kv_frac = H_eff·n / (W_p + H_eff·n),
+    compute_frac = flops_per_token·n / ((W_p + H_eff·n) · peak_flops),
+with W_p = power_weight_time_s and H_eff = H_s·L̄/C_cal.
+"""
+
+import jax.numpy as jnp
+
+from sweep.physics import intmath as _intmath
+from sweep.physics.profile import LOGISTIC_POWER, Profile
+from sweep.physics.roofline import compute_time_s, kv_time_s
+
+
+def logistic_power_w(profile: Profile, concurrency, *, relaxed: bool = False):
+    """Logistic per-GPU power (W); `int(b)` is dropped when relaxed."""
+    p = profile
+    b = jnp.maximum(1.0, _intmath.floor(concurrency, relaxed=relaxed))
+    span_w = p.power_nominal_w - p.power_idle_w
+    return p.power_idle_w + span_w / (1.0 + jnp.exp(-p.power_k * (jnp.log2(b) - p.power_x0)))
+
+
+def tdp_fraction_power_w(profile: Profile, concurrency, mean_length_tokens):
+    """TDP-fraction per-GPU power (W) of the paper planner's first-principles profiles."""
+    p = profile
+    kv_s = kv_time_s(p, concurrency, mean_length_tokens)
+    busy_s = p.power_weight_time_s + kv_s
+    compute_s = compute_time_s(p, concurrency)
+    safe_busy_s = jnp.where(busy_s > 0, busy_s, 1.0)
+    activity = jnp.where(busy_s > 0, jnp.minimum(1.0, (kv_s + compute_s) / safe_busy_s), 0.0)
+    return p.tdp_w * (p.power_idle_fraction + p.power_dynamic_fraction * activity)
+
+
+def gpu_power_w(profile: Profile, concurrency, mean_length_tokens, *, relaxed: bool = False, logistic_w=None):
+    """Per-GPU power (W) under the profile's power model: the one switch between the two.
+
+    `logistic_w` may give the logistic curve's value already evaluated at `concurrency` (the
+    instance chain evaluates it on small sub-grids; see `sweep.physics.instance.evaluate`).
+    """
+    if logistic_w is None:
+        logistic_w = logistic_power_w(profile, concurrency, relaxed=relaxed)
+    return jnp.where(profile.power_model == LOGISTIC_POWER, logistic_w,
+                     tdp_fraction_power_w(profile, concurrency, mean_length_tokens))

@@ -1,0 +1,97 @@
+"""The serving-profile parameter pytree: everything the three models need, as a struct of arrays.
+
+One `Profile` describes one (GPU, model, serving config) setup — or, with array-valued fields,
+a whole table of them: every field broadcasts, so a profile table of K setups is a `Profile`
+whose fields have shape (K,) (or any shape that broadcasts against the grid).
+
+Two kinds of profile produce this same pytree:
+- *calibrated* profiles (docs/models.md §2, catalog `sweep/data/profiles.toml`): fields given directly;
+- *roofline* (first-principles) profiles: fields derived from a hardware spec and a model
+  architecture by pure JAX functions, so gradients flow back to the hardware specs.
+
+Power model (`power_model` field, 0 or 1, selected with `jnp.where`, never Python branching):
+- 0 = logistic in batch (docs/models.md §1): uses `power_idle_w`, `power_nominal_w`, `power_k`, `power_x0`;
+- 1 = TDP fraction (docs/models.md §2): P = tdp_w·(power_idle_fraction + power_dynamic_fraction·
+  min(1, kv_frac + compute_frac)), with `power_weight_time_s`, `flops_per_token`, `peak_flops`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from sweep.vocabulary import POWER_MODELS
+
+LOGISTIC_POWER = POWER_MODELS["logistic"]
+TDP_FRACTION_POWER = POWER_MODELS["tdp_fraction"]
+LOGISTIC_FIELDS = ("power_idle_w", "power_nominal_w", "power_k", "power_x0")  # the logistic curve's parameters
+
+
+class Profile(NamedTuple):
+    """Struct-of-arrays serving profile: every field an array, all of one broadcastable shape.
+
+    Units are in the names; counts are in tokens, blocks or GPUs. A JAX pytree (a NamedTuple), so
+    it goes through `jit`, `vmap` and `grad`. Build one with `sweep.profile_for` (first
+    principles) or from `sweep.profile_catalog()` entries; the engine stacks one row per setup.
+
+    >>> sweep.Profile._fields[:2]
+    ('weight_time_s', 'kv_time_per_seq_s')
+    """
+
+    weight_time_s: jax.Array  # W_s: weight-streaming time per decode iteration (s)
+    kv_time_per_seq_s: jax.Array  # H_s: KV-read time per sequence at calibration_context tokens (s)
+    calibration_context: jax.Array  # C_cal (tokens); integer-valued
+    kv_block_tokens: jax.Array  # KV block size blk (tokens); integer-valued
+    kv_blocks: jax.Array  # KV-cache budget in blocks; integer-valued
+    max_slots: jax.Array  # compute cap: sequences at C_cal; <= 0 means no cap; integer-valued
+    tp: jax.Array  # tensor-parallel GPUs per instance; integer-valued
+    power_model: jax.Array  # LOGISTIC_POWER or TDP_FRACTION_POWER
+    power_idle_w: jax.Array  # logistic P_idle per GPU (W)
+    power_nominal_w: jax.Array  # logistic P_nom per GPU (W)
+    power_k: jax.Array  # logistic steepness (1 / log2-batch unit)
+    power_x0: jax.Array  # logistic midpoint (log2 batch)
+    tdp_w: jax.Array  # TDP per GPU (W), TDP-fraction power model
+    power_idle_fraction: jax.Array  # idle share of TDP (paper planner: 0.43)
+    power_dynamic_fraction: jax.Array  # dynamic share of TDP at full activity (paper planner: 0.43)
+    power_weight_time_s: jax.Array  # weight time used by the power model's activity fractions (s)
+    flops_per_token: jax.Array  # decode FLOPs per output token per GPU (2·active_params/TP)
+    peak_flops: jax.Array  # dense tensor FLOP/s per GPU at the compute dtype
+    prefill_chunk_tokens: jax.Array  # chunked-prefill size (tokens per iteration); integer-valued
+    price_per_gpu_hour: jax.Array  # $ per GPU-hour
+    min_concurrency: jax.Array  # floor on n_max (paper planner clamps roofline profiles to 1); 0 = none
+
+    @classmethod
+    def from_mapping(cls, values: dict, dtype=None) -> "Profile":
+        """Build a profile from a mapping with every field; values become arrays of `dtype`."""
+        dtype = dtype or jnp.result_type(float)
+        return cls(**{f: jnp.asarray(values[f], dtype=dtype) for f in cls._fields})
+
+
+# Fields that are continuous physical parameters (elasticities are reported for these when a
+# profile is given directly, i.e. calibrated or inline profiles).
+CONTINUOUS_FIELDS = (
+    "weight_time_s",
+    "kv_time_per_seq_s",
+    "calibration_context",
+    "kv_block_tokens",
+    "kv_blocks",
+    "max_slots",
+    "power_idle_w",
+    "power_nominal_w",
+    "power_k",
+    "power_x0",
+)
+
+# Defaults for fields a calibrated (logistic-power) profile does not need.
+LOGISTIC_DEFAULTS = {
+    "power_model": LOGISTIC_POWER,
+    "tdp_w": 0.0,
+    "power_idle_fraction": 0.0,
+    "power_dynamic_fraction": 0.0,
+    "power_weight_time_s": 0.0,
+    "flops_per_token": 0.0,
+    "peak_flops": 1.0,
+    "min_concurrency": 0,
+}
