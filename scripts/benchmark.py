@@ -55,7 +55,8 @@ def python_point(p, context, batch):
     tps = n / tau
     b = max(1, int(n))
     power = p["power_idle_w"] + (p["power_nominal_w"] - p["power_idle_w"]) / (
-        1 + math.exp(-p["power_k"] * (math.log2(b) - p["power_x0"])))
+        1 + math.exp(-p["power_k"] * (math.log2(b) - p["power_x0"]))
+    )
     return n_max, n, tau, tps, power, tps / power
 
 
@@ -77,13 +78,25 @@ def bench_python(args):
 def bench_numpy(args):
     profs = profiles()
     contexts, batches = grid_axes(args.contexts, args.batches)
-    keys = ["weight_time_s", "kv_time_per_seq_s", "calibration_context", "kv_block_tokens", "kv_blocks",
-            "max_slots", "power_idle_w", "power_nominal_w", "power_k", "power_x0"]
+    keys = [
+        "weight_time_s",
+        "kv_time_per_seq_s",
+        "calibration_context",
+        "kv_block_tokens",
+        "kv_blocks",
+        "max_slots",
+        "power_idle_w",
+        "power_nominal_w",
+        "power_k",
+        "power_x0",
+    ]
     table = {k: np.array([p[k] for p in profs], dtype=np.float64) for k in keys}
     best = None
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        g, c, b = np.meshgrid(np.arange(2), contexts.astype(np.float64), batches.astype(np.float64), indexing="ij")
+        g, c, b = np.meshgrid(
+            np.arange(2), contexts.astype(np.float64), batches.astype(np.float64), indexing="ij"
+        )
         g, c, b = g.ravel(), c.ravel(), b.ravel()
         p = {k: v[g] for k, v in table.items()}  # materialised per-point parameters
         t1 = time.perf_counter()
@@ -96,7 +109,8 @@ def bench_numpy(args):
         tps = n / tau
         x = np.log2(np.maximum(1.0, np.floor(n)))
         power = p["power_idle_w"] + (p["power_nominal_w"] - p["power_idle_w"]) / (
-            1 + np.exp(-p["power_k"] * (x - p["power_x0"])))
+            1 + np.exp(-p["power_k"] * (x - p["power_x0"]))
+        )
         tpw = tps / power
         t2 = time.perf_counter()
         run = {"points": int(c.size), "materialise_s": t1 - t0, "compute_s": t2 - t1, "seconds": t2 - t0}
@@ -109,8 +123,17 @@ def bench_sweep(args, outputs=None):
     import sweep
 
     contexts, batches = grid_axes(args.contexts, args.batches)
-    spec = {"convention": "paper", **({"outputs": outputs} if outputs else {}), "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": contexts.tolist(),
-                     "batch": batches.tolist()}, "chunk_points": args.chunk_points}
+    spec = {
+        "convention": "paper",
+        **({"outputs": outputs} if outputs else {}),
+        "axes": {
+            "gpu": ["H100", "B200"],
+            "model": ["llama-3.1-70b"],
+            "context": contexts.tolist(),
+            "batch": batches.tolist(),
+        },
+        "chunk_points": args.chunk_points,
+    }
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
@@ -119,7 +142,12 @@ def bench_sweep(args, outputs=None):
         points = int(ds.tokens_per_watt.size)
         out_bytes = sum(v.nbytes for v in ds.data_vars.values())
         del ds
-    return {"points": points, "seconds": min(times), "first_s": times[0], "bytes_per_point": out_bytes / points}
+    return {
+        "points": points,
+        "seconds": min(times),
+        "first_s": times[0],
+        "bytes_per_point": out_bytes / points,
+    }
 
 
 def bench_kernel(args):
@@ -134,26 +162,47 @@ def bench_kernel(args):
     from sweep.grid.tables import CalibratedDerive, calibrated_table
 
     contexts, batches = grid_axes(args.contexts, args.batches)
-    spec = parse({"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"],
-                                                  "context": [1024], "batch": [1]}})
-    theta = {k: jnp.asarray(_engine._pad(np.asarray(v, dtype=np.float64)))
-             for k, v in calibrated_table(spec).theta.items()}
+    spec = parse(
+        {
+            "convention": "paper",
+            "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": [1024], "batch": [1]},
+        }
+    )
+    theta = {
+        k: jnp.asarray(_engine._pad(np.asarray(v, dtype=np.float64)))
+        for k, v in calibrated_table(spec).theta.items()
+    }
     axes = tuple(jnp.asarray(_engine._pad(a.astype(np.float64))) for a in (contexts, batches))
     params = {"mean_length_fraction": jnp.asarray(0.5), "load": jnp.asarray(1.0)}
     dims = (2, contexts.size, batches.size)
     sizes = jnp.asarray(np.array(dims, dtype=np.int64))
     model, derive = InstanceEvaluator("paper"), CalibratedDerive()
-    pre = _engine._pre_kernel(theta, axes[:1], params, (), evaluator=model.pre, derive=derive, names=("context",))
+    pre = _engine._pre_kernel(
+        theta, axes[:1], params, (), evaluator=model.pre, derive=derive, names=("context",)
+    )
     plan = _engine.Plan.make(dims, args.chunk_points)
-    lengths = (1,) * plan.split + (plan.block,) + dims[plan.split + 1:]
+    lengths = (1,) * plan.split + (plan.block,) + dims[plan.split + 1 :]
 
     keep = tuple(model.outputs)
     spare = [{k: jnp.zeros(lengths, model.outputs[k][0] or np.float64) for k in keep} for _ in range(2)]
 
     def once():  # as in sweep.run, two sets of block buffers are recycled (donated)
         for starts, _, _ in plan.blocks():
-            out = _engine._kernel(spare.pop(0), np.array(starts, dtype=np.int64), sizes, theta, axes, params, (), pre,
-                                  evaluator=model, derive=derive, names=("context", "batch"), keep=keep, lengths=lengths)
+            out = _engine._kernel(
+                spare.pop(0),
+                np.array(starts, dtype=np.int64),
+                sizes,
+                theta,
+                axes,
+                params,
+                (),
+                pre,
+                evaluator=model,
+                derive=derive,
+                names=("context", "batch"),
+                keep=keep,
+                lengths=lengths,
+            )
             spare.append(out)
         jax.block_until_ready(out)
 
@@ -173,19 +222,31 @@ def machine():
     import jax
 
     devices = jax.devices()
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__, "backend": jax.default_backend(),
-            "device": f"{len(devices)} × {devices[0].device_kind}"}
+    return {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": f"{len(devices)} × {devices[0].device_kind}",
+    }
 
 
-METHODS = {"python": bench_python, "numpy": bench_numpy, "sweep": bench_sweep, "kernel": bench_kernel,
-           "sweep1": lambda args: bench_sweep(args, ["tokens_per_watt"]), "machine": lambda args: machine()}
+METHODS = {
+    "python": bench_python,
+    "numpy": bench_numpy,
+    "sweep": bench_sweep,
+    "kernel": bench_kernel,
+    "sweep1": lambda args: bench_sweep(args, ["tokens_per_watt"]),
+    "machine": lambda args: machine(),
+}
 # sweep_fresh: sweep.run with its buffer pool off, so every run writes into fresh memory
 ENV = {"sweep_fresh": {"SWEEP_POOL_BYTES": "0"}}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--contexts", type=int, default=1000, help="context values (default 1000)")
     parser.add_argument("--batches", type=int, default=5000, help="batch values 1..N (default 5000)")
     parser.add_argument("--python-points", type=int, default=100_000, help="sample for the Python loop")
@@ -203,39 +264,76 @@ def main():
     results = {}
     for method in ("machine", "python", "numpy", "sweep", "sweep_fresh", "kernel", "sweep1"):
         cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, **ENV.get(method, {})})
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, check=True, env={**os.environ, **ENV.get(method, {})}
+        )
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
     info = results.pop("machine")
     rate = {m: r["points"] / r["seconds"] for m, r in results.items()}
     n_sweep = results["sweep"]["points"]
-    print(f"machine: {info['cpus']} CPUs ({info['processor']}); jax {info['jax']} on {info['backend']} "
-          f"({info['device']})")
-    print(f"grid: {n_sweep:,} points (2 GPUs × {args.contexts} contexts × {args.batches} batches), float64, "
-          f"all outputs; best of {args.repeat}")
+    print(
+        f"machine: {info['cpus']} CPUs ({info['processor']}); jax {info['jax']} on {info['backend']} "
+        f"({info['device']})"
+    )
+    print(
+        f"grid: {n_sweep:,} points (2 GPUs × {args.contexts} contexts × {args.batches} batches), float64, "
+        f"all outputs; best of {args.repeat}"
+    )
     print(f"{'method':<34}{'points/s':>14}{'time for grid':>16}{'peak RSS':>12}")
     rows = [
-        ("(a) Python per-point loop*", rate["python"], n_sweep / rate["python"], results["python"]["peak_rss_mb"]),
-        ("(b) NumPy, materialised inputs", rate["numpy"], results["numpy"]["seconds"], results["numpy"]["peak_rss_mb"]),
-        ("    of which compute only", results["numpy"]["points"] / results["numpy"]["compute_s"],
-         results["numpy"]["compute_s"], float("nan")),
+        (
+            "(a) Python per-point loop*",
+            rate["python"],
+            n_sweep / rate["python"],
+            results["python"]["peak_rss_mb"],
+        ),
+        (
+            "(b) NumPy, materialised inputs",
+            rate["numpy"],
+            results["numpy"]["seconds"],
+            results["numpy"]["peak_rss_mb"],
+        ),
+        (
+            "    of which compute only",
+            results["numpy"]["points"] / results["numpy"]["compute_s"],
+            results["numpy"]["compute_s"],
+            float("nan"),
+        ),
         ("(c) sweep.run", rate["sweep"], results["sweep"]["seconds"], results["sweep"]["peak_rss_mb"]),
-        ("    first run (with compilation)", n_sweep / results["sweep"]["first_s"], results["sweep"]["first_s"],
-         float("nan")),
-        ("    fresh memory every run", rate["sweep_fresh"], results["sweep_fresh"]["seconds"],
-         results["sweep_fresh"]["peak_rss_mb"]),
+        (
+            "    first run (with compilation)",
+            n_sweep / results["sweep"]["first_s"],
+            results["sweep"]["first_s"],
+            float("nan"),
+        ),
+        (
+            "    fresh memory every run",
+            rate["sweep_fresh"],
+            results["sweep_fresh"]["seconds"],
+            results["sweep_fresh"]["peak_rss_mb"],
+        ),
         ("    compiled kernel alone", rate["kernel"], n_sweep / rate["kernel"], float("nan")),
-        ("(c') sweep.run, one output", rate["sweep1"], results["sweep1"]["seconds"], results["sweep1"]["peak_rss_mb"]),
+        (
+            "(c') sweep.run, one output",
+            rate["sweep1"],
+            results["sweep1"]["seconds"],
+            results["sweep1"]["peak_rss_mb"],
+        ),
     ]
     for name, r, t, mem in rows:
         mem_s = f"{mem:,.0f} MB" if mem == mem else ""
         print(f"{name:<34}{r:>14,.0f}{t:>15.2f}s{mem_s:>12}")
     print(f"* extrapolated from {results['python']['points']:,} points")
     numpy_compute = results["numpy"]["points"] / results["numpy"]["compute_s"]
-    print(f"sweep / NumPy: {rate['sweep'] / rate['numpy']:.1f}× (vs NumPy compute only: "
-          f"{rate['sweep'] / numpy_compute:.1f}×); sweep / Python loop: {rate['sweep'] / rate['python']:,.0f}×")
-    print(f"kernel alone / NumPy compute only: {rate['kernel'] / numpy_compute:.1f}×; "
-          f"output bytes per point: {results['sweep'].get('bytes_per_point', 0):.0f} "
-          f"(the grid's outputs alone need {n_sweep * results['sweep'].get('bytes_per_point', 0) / 1e9:.2f} GB)")
+    print(
+        f"sweep / NumPy: {rate['sweep'] / rate['numpy']:.1f}× (vs NumPy compute only: "
+        f"{rate['sweep'] / numpy_compute:.1f}×); sweep / Python loop: {rate['sweep'] / rate['python']:,.0f}×"
+    )
+    print(
+        f"kernel alone / NumPy compute only: {rate['kernel'] / numpy_compute:.1f}×; "
+        f"output bytes per point: {results['sweep'].get('bytes_per_point', 0):.0f} "
+        f"(the grid's outputs alone need {n_sweep * results['sweep'].get('bytes_per_point', 0) / 1e9:.2f} GB)"
+    )
 
 
 if __name__ == "__main__":

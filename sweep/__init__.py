@@ -30,8 +30,8 @@ else:
 # public name -> module that defines it (imported on first use)
 _LAZY = {
     "run": "sweep.api",
-    "optimize": "sweep.optimize",
-    "refine": "sweep.optimize",
+    "optimize": "sweep.optimizer",
+    "refine": "sweep.optimizer",
     "evaluate": "sweep.physics.instance",
     "Profile": "sweep.physics.profile",
     "profile_for": "sweep.catalogs.setups",

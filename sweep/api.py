@@ -53,7 +53,9 @@ def check_precision() -> str:
     return "float64 compute (jax_enable_x64)"
 
 
-def run(spec, out=None, *, elasticities: bool | None = None, progress=None, command: str | None = None) -> xr.Dataset:
+def run(
+    spec, out=None, *, elasticities: bool | None = None, progress=None, command: str | None = None
+) -> xr.Dataset:
     """Evaluate every point of a grid and return the results as a labelled `xarray.Dataset`.
 
     Args:
@@ -84,14 +86,18 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
     model = InstanceEvaluator(spec.convention) if spec.mode == "instance" else FleetEvaluator(spec.convention)
     unknown = sorted(set(spec.outputs) - set(model.outputs))
     if unknown:
-        raise SweepInputError(f"{spec.where}: outputs: unknown output(s) {unknown}; allowed: {', '.join(model.outputs)}")
+        raise SweepInputError(
+            f"{spec.where}: outputs: unknown output(s) {unknown}; allowed: {', '.join(model.outputs)}"
+        )
     keep = tuple(k for k in model.outputs if k in spec.outputs or k == model.target) if spec.outputs else None
     options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=progress)
     extra_attrs = {}
     if spec.mode == "instance":
         axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
         # the results include the model's `pre` pass: max_concurrency and feasible on (profile, context)
-        results = run_grid(table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, **options)
+        results = run_grid(
+            table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, **options
+        )
     else:
         from sweep.fleet.workload import load_workload, stack_workloads
 
@@ -101,16 +107,29 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
                 loaded.append(load_workload(spec.workload_source(name)))
             except SweepInputError as exc:
                 raise SweepInputError(f"{spec.where}: axes.workload: {exc}") from None
-        codes = {"workload": np.arange(len(loaded)), "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]])}
+        codes = {
+            "workload": np.arange(len(loaded)),
+            "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]]),
+        }
         axes = {n: codes[n] if n in codes else np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
         stacked = stack_workloads(loaded)
         extras = (np.asarray(stacked.lengths_tokens), np.asarray(stacked.cum_fraction))
-        results = run_grid(table, axes, point_params, model, elasticities=spec.elasticities, keep=keep,
-                           extras=extras, **options)
+        results = run_grid(
+            table,
+            axes,
+            point_params,
+            model,
+            elasticities=spec.elasticities,
+            keep=keep,
+            extras=extras,
+            **options,
+        )
         extra_attrs["fleet_lengths"] = (
             "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
-            "compressed requests' output tokens)" if spec.convention == "paper" else
-            "exact (requests routed by (lo, hi], compressed requests generate the clipped output)")
+            "compressed requests' output tokens)"
+            if spec.convention == "paper"
+            else "exact (requests routed by (lo, hi], compressed requests generate the clipped output)"
+        )
     if spec.elasticities:
         mask_elasticities(results, model.target)
     ds = to_dataset(table, spec, point_axes, results)
@@ -123,9 +142,14 @@ def run(spec, out=None, *, elasticities: bool | None = None, progress=None, comm
         spec=spec.raw,
         command=command or f"sweep.run({spec.where!r})",
         version=__version__,
-        extra={"profile_kind": spec.profile, "precision": f"{precision}, {spec.dtype} storage", "profile_provenance": json.dumps(table.provenance, sort_keys=True),
-               **{k: v for k, v in spec.params.items() if v is not None},
-               **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}), **extra_attrs},
+        extra={
+            "profile_kind": spec.profile,
+            "precision": f"{precision}, {spec.dtype} storage",
+            "profile_provenance": json.dumps(table.provenance, sort_keys=True),
+            **{k: v for k, v in spec.params.items() if v is not None},
+            **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}),
+            **extra_attrs,
+        },
     )
     if out is not None:
         write_netcdf(ds, out)
@@ -178,8 +202,12 @@ def add_uncertainty(ds: xr.Dataset, table: ProfileTable) -> None:
     """tokens/W relative uncertainty and a ±2σ band from the elasticities (see UNCERTAINTY_NOTE)."""
     target = "fleet_tokens_per_watt" if "fleet_tokens_per_watt" in ds else "tokens_per_watt"
     cat_shape = tuple(len(v) for v in table.categorical.values())
-    u = np.stack([table.uncertainty.get(k, np.zeros(len(next(iter(table.theta.values())))))
-                  for k in table.elasticity_params]).reshape((-1,) + cat_shape)
+    u = np.stack(
+        [
+            table.uncertainty.get(k, np.zeros(len(next(iter(table.theta.values())))))
+            for k in table.elasticity_params
+        ]
+    ).reshape((-1,) + cat_shape)
     u = xr.DataArray(u, dims=["parameter"] + list(table.categorical), coords={"parameter": ds.parameter})
     rel = np.sqrt(((ds.elasticity * u) ** 2).sum("parameter", skipna=False) / 3.0)
     ds[f"{target}_rel_uncertainty"] = rel

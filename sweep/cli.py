@@ -62,7 +62,9 @@ def summary(ds, elapsed_s: float) -> str:
     label = ", ".join(f"{d}={ds[d].values[0]}" for d in others)
     columns = ds[column].values[:10]
     name = "fleet tokens/W" if fleet else "tokens/W"
-    lines.append(f"{name + (' (' + label + ')' if label else ''):<44}" + "".join(f"{str(c):>12}" for c in columns))
+    lines.append(
+        f"{name + (' (' + label + ')' if label else ''):<44}" + "".join(f"{str(c):>12}" for c in columns)
+    )
     rows = sel.stack(row=row_dims).transpose("row", column)
     for i in range(min(rows.sizes["row"], 12)):
         r = rows.isel(row=i)
@@ -87,8 +89,12 @@ def cmd_run(args) -> int:
     )
     elapsed = time.perf_counter() - start
     if "meets_slo" in ds and (missed := int((ds["meets_slo"] == 0).sum())):
-        warnings.warn(f"{missed} of {ds['meets_slo'].size} fleet points miss their P99 TTFT target "
-                      "(ttft_p99 > ttft_p99_s; see meets_slo)", SweepWarning)
+        warnings.warn(
+            f"{missed} of {ds['meets_slo'].size} fleet points miss their P99 TTFT target "
+            "(ttft_p99 > ttft_p99_s; see meets_slo)",
+            SweepWarning,
+            stacklevel=2,
+        )
     if not args.quiet:
         print(summary(ds, elapsed))
         if args.output:
@@ -103,52 +109,69 @@ def _prov(p) -> str:
     return f"  [{p.quality}{unc}] {p.source}"
 
 
+def _list_profiles() -> None:
+    from sweep.catalogs import profile_catalog
+
+    for (gpu, model), prof in profile_catalog().items():
+        print(f"{gpu} / {model}  (tp {prof.values['tp']:g})")
+        for key, value in prof.values.items():
+            print(f"    {key:<24} {value:<14g}{_prov(prof.provenance.get(key))}")
+        print()
+
+
+def _list_gpus() -> None:
+    from sweep.catalogs import gpu_catalog
+
+    catalog = gpu_catalog()
+    for name in catalog.names():
+        entry = catalog.get(name)
+        aliases = f"  (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+        print(f"{name}{aliases}  from {entry.origin}")
+        for key, value in entry.specs.items():
+            print(f"    {key:<26} {value.value:<14g}{_prov(value)}")
+        print()
+
+
+def _list_models() -> None:
+    from sweep.catalogs import model_catalog
+    from sweep.physics.architecture import param_counts
+
+    catalog = model_catalog()
+    print(
+        f"{'model':<22}{'params (B)':>11}{'active (B)':>11}{'layers':>7}{'heads':>6}{'kv':>4}{'head_dim':>9}"
+        f"{'MoE':>9}  source"
+    )
+    for name in catalog.names():
+        entry = catalog.get(name)
+        counts = param_counts(entry.arrays(), "physical")
+        moe = f"{entry.value('experts_per_token'):g}/{entry.value('n_experts'):g}" if entry.is_moe else "-"
+        source = next(iter(entry.arch.values())).source
+        print(
+            f"{name:<22}{float(counts['total']) / 1e9:>11.2f}{float(counts['active']) / 1e9:>11.2f}"
+            f"{entry.value('n_layers'):>7g}{entry.value('n_heads'):>6g}{entry.value('n_kv_heads'):>4g}"
+            f"{entry.value('head_dim'):>9g}{moe:>9}  {source}"
+        )
+
+
+def _list_workloads() -> None:
+    from sweep.catalogs import workload_names
+    from sweep.fleet.workload import load_workload
+
+    for name in workload_names():
+        w = load_workload(name)
+        lengths, cum = w.lengths_tokens, w.cum_fraction
+        mean = float(
+            sum((lengths[i] + lengths[i - 1]) / 2 * (cum[i] - cum[i - 1]) for i in range(1, len(cum)))
+        )
+        print(f"{name:<14} {len(cum) - 1} knots, up to {int(lengths[-1])} tokens, mean {mean:,.0f} tokens")
+    print("sources: sweep/data/workloads/PROVENANCE.md")
+
+
+LISTS = {"profiles": _list_profiles, "gpus": _list_gpus, "models": _list_models, "workloads": _list_workloads}
+
+
 def cmd_list(args) -> int:
-    if args.what == "profiles":
-        from sweep.catalogs.profiles import load_catalog
-
-        for (gpu, model), prof in load_catalog().items():
-            print(f"{gpu} / {model}  (tp {prof.values['tp']:g})")
-            for key, value in prof.values.items():
-                print(f"    {key:<24} {value:<14g}{_prov(prof.provenance.get(key))}")
-            print()
-    elif args.what == "gpus":
-        from sweep.catalogs.gpus import load_gpu_catalog
-        from sweep.catalogs.user import usable_user_catalog
-
-        catalog = load_gpu_catalog(usable_user_catalog("gpus")[0])
-        for name in catalog.names():
-            entry = catalog.get(name)
-            aliases = f"  (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
-            print(f"{name}{aliases}  from {entry.origin}")
-            for key, value in entry.specs.items():
-                print(f"    {key:<26} {value.value:<14g}{_prov(value)}")
-            print()
-    elif args.what == "models":
-        from sweep.catalogs.llms import load_model_catalog
-        from sweep.catalogs.user import usable_user_catalog
-        from sweep.physics.architecture import param_counts
-
-        catalog = load_model_catalog(usable_user_catalog("models")[0])
-        print(f"{'model':<22}{'params (B)':>11}{'active (B)':>11}{'layers':>7}{'heads':>6}{'kv':>4}{'head_dim':>9}"
-              f"{'MoE':>9}  source")
-        for name in catalog.names():
-            entry = catalog.get(name)
-            counts = param_counts(entry.arrays(), "physical")
-            moe = (f"{entry.value('experts_per_token'):g}/{entry.value('n_experts'):g}" if entry.is_moe else "-")
-            source = next(iter(entry.arch.values())).source
-            print(f"{name:<22}{float(counts['total']) / 1e9:>11.2f}{float(counts['active']) / 1e9:>11.2f}"
-                  f"{entry.value('n_layers'):>7g}{entry.value('n_heads'):>6g}{entry.value('n_kv_heads'):>4g}"
-                  f"{entry.value('head_dim'):>9g}{moe:>9}  {source}")
-    elif args.what == "workloads":
-        from sweep.fleet.workload import available_workloads, load_workload
-
-        for name in available_workloads():
-            w = load_workload(name)
-            lengths, cum = w.lengths_tokens, w.cum_fraction
-            mean = float(sum((lengths[i] + lengths[i - 1]) / 2 * (cum[i] - cum[i - 1]) for i in range(1, len(cum))))
-            print(f"{name:<14} {len(cum) - 1} knots, up to {int(lengths[-1])} tokens, mean {mean:,.0f} tokens")
-        print("sources: sweep/data/workloads/PROVENANCE.md")
+    LISTS[args.what]()
     return 0
 
 
@@ -166,7 +189,7 @@ def cmd_model_import(args) -> int:
 
 def cmd_optimize(args) -> int:
     from sweep.api import as_spec, run
-    from sweep.optimize import check_max_compression, optimize, refine
+    from sweep.optimizer import check_max_compression, optimize, refine
     from sweep.output import check_writable, write_netcdf
     from sweep.vocabulary import REFINEMENT_STATUS
 
@@ -176,25 +199,36 @@ def cmd_optimize(args) -> int:
     if args.output:
         check_writable(args.output)
     if spec.mode != "fleet":
-        raise SweepInputError(f"{args.grid}: topology: sweep optimize needs a fleet grid (one with a topology axis)")
+        raise SweepInputError(
+            f"{args.grid}: topology: sweep optimize needs a fleet grid (one with a topology axis)"
+        )
     ds = run(spec, progress=_progress_printer(sys.stderr), command=command)
     best = refine(spec, ds, max_compression=gmax) if args.refine else optimize(ds, max_compression=gmax)
-    flat = best.stack(group=[d for d in best.best_fleet_tokens_per_watt.dims]) if best.best_fleet_tokens_per_watt.dims \
+    flat = (
+        best.stack(group=[d for d in best.best_fleet_tokens_per_watt.dims])
+        if best.best_fleet_tokens_per_watt.dims
         else best.expand_dims("group")
-    print(f"best split per setup ({spec.convention} convention, P99 TTFT <= target, gamma <= {gmax:g}; "
-          "gain = best / homogeneous)")
+    )
+    print(
+        f"best split per setup ({spec.convention} convention, P99 TTFT <= target, gamma <= {gmax:g}; "
+        "gain = best / homogeneous)"
+    )
     header = f"{'setup':<44}{'topology':>12}{'b_short':>9}{'gamma':>7}{'tok/W':>10}{'homog.':>10}{'gain':>7}"
     print(header + ("   refined: b_short  gamma   tok/W   gain  reason" if args.refine else ""))
     for i in range(flat.sizes["group"]):
         row = flat.isel(group=i)
         label = " / ".join(str(row[d].values) for d in best.best_fleet_tokens_per_watt.dims)
-        line = (f"{label:<44}{str(row.best_topology.values):>12}{float(row.best_b_short):>9.0f}"
-                f"{float(row.best_gamma):>7.2f}{float(row.best_fleet_tokens_per_watt):>10.4g}"
-                f"{float(row.homogeneous_fleet_tokens_per_watt):>10.4g}{float(row.gain_over_homogeneous):>7.2f}")
+        line = (
+            f"{label:<44}{str(row.best_topology.values):>12}{float(row.best_b_short):>9.0f}"
+            f"{float(row.best_gamma):>7.2f}{float(row.best_fleet_tokens_per_watt):>10.4g}"
+            f"{float(row.homogeneous_fleet_tokens_per_watt):>10.4g}{float(row.gain_over_homogeneous):>7.2f}"
+        )
         if args.refine:
-            line += (f"   {float(row.refined_b_short):>15.0f}{float(row.refined_gamma):>7.2f}"
-                     f"{float(row.refined_fleet_tokens_per_watt):>8.4g}{float(row.refined_gain_over_homogeneous):>7.2f}"
-                     f"  {REFINEMENT_STATUS[int(row.refinement_status)]}")
+            line += (
+                f"   {float(row.refined_b_short):>15.0f}{float(row.refined_gamma):>7.2f}"
+                f"{float(row.refined_fleet_tokens_per_watt):>8.4g}{float(row.refined_gain_over_homogeneous):>7.2f}"
+                f"  {REFINEMENT_STATUS[int(row.refinement_status)]}"
+            )
         print(line)
     if args.output:
         write_netcdf(best, args.output)
@@ -220,51 +254,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p_run = sub.add_parser("run", help="evaluate a grid file", description="Evaluate every point of a grid file "
-                           "(the Cartesian product of its axes) and print a summary; -o writes NetCDF.")
+    p_run = sub.add_parser(
+        "run",
+        help="evaluate a grid file",
+        description="Evaluate every point of a grid file "
+        "(the Cartesian product of its axes) and print a summary; -o writes NetCDF.",
+    )
     p_run.add_argument("grid", help="grid file (TOML)")
-    p_run.add_argument("-o", "--output", help="NetCDF file to write (atomically: temporary file, then rename); "
-                       "only a regular file is replaced, a symlink is written through to its target")
-    p_run.add_argument("--elasticities", action="store_true",
-                       help="add elasticity(parameter, ...) = d ln(tokens_per_watt) / d ln(parameter)")
+    p_run.add_argument(
+        "-o",
+        "--output",
+        help="NetCDF file to write (atomically: temporary file, then rename); "
+        "only a regular file is replaced, a symlink is written through to its target",
+    )
+    p_run.add_argument(
+        "--elasticities",
+        action="store_true",
+        help="add elasticity(parameter, ...) = d ln(tokens_per_watt) / d ln(parameter)",
+    )
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
     p_run.set_defaults(func=cmd_run)
 
-    p_rep = sub.add_parser("reproduce", help="reproduce the paper's tables (the main job of `make run`)",
-                           description="Evaluate every paper grid in GRIDS, write one NetCDF per table, "
-                           "the figures and REPORT.md (ours beside the paper's numbers) to OUTPUT.")
+    p_rep = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper's tables (the main job of `make run`)",
+        description="Evaluate every paper grid in GRIDS, write one NetCDF per table, "
+        "the figures and REPORT.md (ours beside the paper's numbers) to OUTPUT.",
+    )
     p_rep.add_argument("--grids", default="grids", help="folder with the paper grid files (default: grids)")
-    p_rep.add_argument("-o", "--output", default="outputs/paper", help="output folder (default: outputs/paper)")
+    p_rep.add_argument(
+        "-o", "--output", default="outputs/paper", help="output folder (default: outputs/paper)"
+    )
     p_rep.set_defaults(func=cmd_reproduce)
 
     p_opt = sub.add_parser(
-        "optimize", help="best routing split (topology, b_short, gamma) of a fleet grid",
+        "optimize",
+        help="best routing split (topology, b_short, gamma) of a fleet grid",
         description="Evaluate a fleet grid and report, per (gpu, model, workload, ...), the topology, b_short "
         "and gamma that maximise fleet tokens per watt subject to the P99 TTFT target, and the gain over a "
         "homogeneous fleet. --refine adds a gradient-refined split over continuous (b_short, gamma), "
-        "confirmed with the exact model (see sweep.optimize).")
+        "confirmed with the exact model (see sweep.optimizer).",
+    )
     p_opt.add_argument("grid", help="fleet grid file (TOML) with b_short and/or gamma axes")
     p_opt.add_argument("-o", "--output", help="NetCDF file for the optimum per setup")
-    p_opt.add_argument("--refine", action="store_true", help="gradient refinement on the continuous relaxation")
-    p_opt.add_argument("--max-compression", type=float, default=2.0, metavar="G",
-                       help="largest prompt compression factor gamma a FleetOpt split may use (default 2, the "
-                       "paper's); grid points above it are skipped")
+    p_opt.add_argument(
+        "--refine", action="store_true", help="gradient refinement on the continuous relaxation"
+    )
+    p_opt.add_argument(
+        "--max-compression",
+        type=float,
+        default=2.0,
+        metavar="G",
+        help="largest prompt compression factor gamma a FleetOpt split may use (default 2, the "
+        "paper's); grid points above it are skipped",
+    )
     p_opt.set_defaults(func=cmd_optimize)
 
     p_list = sub.add_parser("list", help="list catalog entries with provenance")
-    p_list.add_argument("what", choices=["profiles", "gpus", "models", "workloads"], help="what to list")
+    p_list.add_argument("what", choices=list(LISTS), help="what to list")
     p_list.set_defaults(func=cmd_list)
 
     p_model = sub.add_parser("model", help="manage the model catalog")
     model_sub = p_model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
     p_import = model_sub.add_parser(
-        "import", help="add a model from a local Hugging Face config.json (no network)",
+        "import",
+        help="add a model from a local Hugging Face config.json (no network)",
         description="Read a local config.json and add the architecture to the user model catalog "
         "($SWEEP_HOME/models.toml, default ~/.sweep/models.toml), which every grid reads; or to --catalog FILE, "
-        "which a grid names in model_catalogs.")
+        "which a grid names in model_catalogs.",
+    )
     p_import.add_argument("config", help="path to config.json")
-    p_import.add_argument("--name", help="model id to use (default: derived from the config): lower-case "
-                          "letters, digits, '.', '-' and '_', starting with a letter or digit")
+    p_import.add_argument(
+        "--name",
+        help="model id to use (default: derived from the config): lower-case "
+        "letters, digits, '.', '-' and '_', starting with a letter or digit",
+    )
     p_import.add_argument("--catalog", help="catalog TOML file to add to (default: the user catalog)")
     p_import.set_defaults(func=cmd_model_import)
     return parser
@@ -293,8 +357,9 @@ def main(argv=None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = parser.parse_args(argv)
         args.argv = argv
-        _signals.state.update(target=getattr(args, "output", None) if args.command != "reproduce" else None,
-                              open_line=False)
+        _signals.state.update(
+            target=getattr(args, "output", None) if args.command != "reproduce" else None, open_line=False
+        )
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return _signals.run_in_worker(lambda: args.func(args))

@@ -22,8 +22,31 @@ HOST = socket.gethostname()
 TEMP_NAME = re.compile(r"^\.sweep-(\d+)@(.+)\.[^.]+\.tmp$")
 ACTIVE: dict = {}  # temporary file -> target, while it is written (read by the CLI's signal handler)
 WRITTEN: set = set()  # targets replaced by this process
-KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-         (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_text(path, what: str) -> str:
+    """The UTF-8 text of an input file (`what`: "grid file", "config file", …); a one-line
+    `SweepInputError` naming the file and why it cannot be read otherwise."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return data.decode("utf-8")
+    except FileNotFoundError:
+        reason = "no such file (it does not exist)"
+    except IsADirectoryError:
+        reason = "it is a directory"
+    except PermissionError:
+        reason = "permission denied"
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    raise SweepInputError(f"{path}: cannot read {what}: {reason}")
 
 
 def resolve_target(path) -> str:
@@ -74,8 +97,12 @@ def remove_stale_temps(folder) -> list:
         if match and match[2] == HOST and not _alive(int(match[1])) and discard(os.path.join(folder, name)):
             removed.append(name)
     if removed:
-        warnings.warn(f"removed {len(removed)} temporary file(s) left in {folder} by killed sweep runs: "
-                      + ", ".join(removed), SweepWarning, stacklevel=2)
+        warnings.warn(
+            f"removed {len(removed)} temporary file(s) left in {folder} by killed sweep runs: "
+            + ", ".join(removed),
+            SweepWarning,
+            stacklevel=2,
+        )
     return removed
 
 

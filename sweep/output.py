@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import xarray as xr
@@ -45,33 +45,66 @@ for _target, _units in (("tokens_per_watt", "J-1"), ("fleet_tokens_per_watt", "J
     VARIABLES[f"{_target}_low"] = (f"{_target} minus two standard deviations (first order)", _units)
     VARIABLES[f"{_target}_high"] = (f"{_target} plus two standard deviations (first order)", _units)
 
-# the optimum of a fleet grid (sweep.optimize)
-VARIABLES.update({
-    "best_topology": ("routing topology of the largest fleet tokens/W meeting the SLO (none: no such point)", None),
-    "best_b_short": ("short-pool window B_short of the optimum (NaN: homogeneous or none)", "1"),
-    "best_gamma": ("FleetOpt compression factor of the optimum (pool routing: 1; NaN: homogeneous/none)", "1"),
-    "best_fleet_tokens_per_watt": ("largest fleet output tokens per joule meeting the P99 TTFT target", "J-1"),
-    "best_ttft_p99": ("worst-pool P99 time to first token at the optimum", "s"),
-    "best_instances": ("instances per pool at the optimum", "1"),
-    "homogeneous_fleet_tokens_per_watt": ("homogeneous fleet output tokens per joule (NaN: misses the SLO)", "J-1"),
-    "gain_over_homogeneous": ("best / homogeneous fleet tokens per watt", "1"),
-    "feasible_points": ("number of (topology, b_short, gamma) grid points meeting the SLO", "1"),
-    "optimum_flags": (("what to distrust about the optimum: b_short or gamma at the smallest/largest value "
-                       "offered, gamma at max_compression, a pool with ~0 traffic or 0 instances"), None),
-    "refined_topology": ("topology after gradient refinement (the grid optimum's where it was kept)", None),
-    "refined_b_short": ("B_short after gradient refinement (integer; exact model)", "1"),
-    "refined_gamma": ("gamma after gradient refinement (exact model)", "1"),
-    "refined_fleet_tokens_per_watt": ("fleet output tokens per joule at the refined point, exact model", "J-1"),
-    "refined_gain_over_homogeneous": ("refined / homogeneous fleet tokens per watt", "1"),
-    "refined_ttft_p99": ("worst-pool P99 time to first token at the refined point, exact model", "s"),
-    "refinement_status": (("1: the exact model confirms the refined point beats the grid optimum; otherwise the "
-                           "grid optimum is kept and the value says why: 0 the exact model did not confirm the "
-                           "relaxed optimum; 2 the relaxed ascent stopped at a bound; 3 flat (no improving "
-                           "direction); -1 nothing to refine (no feasible routed point)"), None),
-    "continuous_b_short": ("B_short of the relaxed (continuous) local optimum", "1"),
-    "continuous_gamma": ("gamma of the relaxed (continuous) local optimum", "1"),
-    "relaxed_fleet_tokens_per_watt": ("fleet tokens per joule of the continuous relaxation at its optimum", "J-1"),
-})
+# the optimum of a fleet grid (sweep.optimizer)
+VARIABLES.update(
+    {
+        "best_topology": (
+            "routing topology of the largest fleet tokens/W meeting the SLO (none: no such point)",
+            None,
+        ),
+        "best_b_short": ("short-pool window B_short of the optimum (NaN: homogeneous or none)", "1"),
+        "best_gamma": (
+            "FleetOpt compression factor of the optimum (pool routing: 1; NaN: homogeneous/none)",
+            "1",
+        ),
+        "best_fleet_tokens_per_watt": (
+            "largest fleet output tokens per joule meeting the P99 TTFT target",
+            "J-1",
+        ),
+        "best_ttft_p99": ("worst-pool P99 time to first token at the optimum", "s"),
+        "best_instances": ("instances per pool at the optimum", "1"),
+        "homogeneous_fleet_tokens_per_watt": (
+            "homogeneous fleet output tokens per joule (NaN: misses the SLO)",
+            "J-1",
+        ),
+        "gain_over_homogeneous": ("best / homogeneous fleet tokens per watt", "1"),
+        "feasible_points": ("number of (topology, b_short, gamma) grid points meeting the SLO", "1"),
+        "optimum_flags": (
+            (
+                "what to distrust about the optimum: b_short or gamma at the smallest/largest value "
+                "offered, gamma at max_compression, a pool with ~0 traffic or 0 instances"
+            ),
+            None,
+        ),
+        "refined_topology": (
+            "topology after gradient refinement (the grid optimum's where it was kept)",
+            None,
+        ),
+        "refined_b_short": ("B_short after gradient refinement (integer; exact model)", "1"),
+        "refined_gamma": ("gamma after gradient refinement (exact model)", "1"),
+        "refined_fleet_tokens_per_watt": (
+            "fleet output tokens per joule at the refined point, exact model",
+            "J-1",
+        ),
+        "refined_gain_over_homogeneous": ("refined / homogeneous fleet tokens per watt", "1"),
+        "refined_ttft_p99": ("worst-pool P99 time to first token at the refined point, exact model", "s"),
+        "refinement_status": (
+            (
+                "1: the exact model confirms the refined point beats the grid optimum; otherwise the "
+                "grid optimum is kept and the value says why: 0 the exact model did not confirm the "
+                "relaxed optimum; 2 the relaxed ascent stopped at a bound; 3 flat (no improving "
+                "direction); -1 nothing to refine (no feasible routed point)"
+            ),
+            None,
+        ),
+        "continuous_b_short": ("B_short of the relaxed (continuous) local optimum", "1"),
+        "continuous_gamma": ("gamma of the relaxed (continuous) local optimum", "1"),
+        "relaxed_fleet_tokens_per_watt": (
+            "fleet tokens per joule of the continuous relaxation at its optimum",
+            "J-1",
+        ),
+    }
+)
 
 # CF flag variables: name -> (flag_values | flag_masks, {value: meaning})
 FLAGS = {
@@ -84,10 +117,23 @@ FLAGS = {
 
 # coordinate units; long names come from the axis descriptions in sweep.grid.spec.AXES
 COORD_UNITS = {
-    "context": "1", "batch": "1", "mean_length_fraction": "1", "load": "1", "tp": "1",
-    "gpu_memory_utilization": "1", "kv_block_tokens": "1", "reserve_bytes": "byte", "prefill_chunk_tokens": "1",
-    "moe_dispatch_overhead_s": "s", "b_short": "1", "gamma": "1", "long_context": "1", "arrival_rate": "s-1",
-    "ttft_p99_s": "s", "rho_max": "1", "output_share": "1",
+    "context": "1",
+    "batch": "1",
+    "mean_length_fraction": "1",
+    "load": "1",
+    "tp": "1",
+    "gpu_memory_utilization": "1",
+    "kv_block_tokens": "1",
+    "reserve_bytes": "byte",
+    "prefill_chunk_tokens": "1",
+    "moe_dispatch_overhead_s": "s",
+    "b_short": "1",
+    "gamma": "1",
+    "long_context": "1",
+    "arrival_rate": "s-1",
+    "ttft_p99_s": "s",
+    "rho_max": "1",
+    "output_share": "1",
 }
 EXTRA_COORDS = {
     "batch": 'requested sequences in flight; 0 means "max" (n = floor(load * n_max))',
@@ -112,13 +158,15 @@ def annotate(ds: xr.Dataset) -> xr.Dataset:
             ds[name].attrs["units"] = units
     for name, (kind, flags) in FLAGS.items():
         if name in ds:
-            ds[name].attrs.update({kind: np.array(list(flags), dtype=np.int8), "flag_meanings": " ".join(flags.values())})
+            ds[name].attrs.update(
+                {kind: np.array(list(flags), dtype=np.int8), "flag_meanings": " ".join(flags.values())}
+            )
     return ds
 
 
 def history_line(command: str) -> str:
     """CF `history` entry: ISO timestamp and the command that made the data."""
-    stamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    stamp = datetime.now(UTC).replace(microsecond=0).isoformat()
     return f"{stamp}: {command}"
 
 

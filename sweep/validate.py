@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from sweep.errors import InvalidValueError
+from sweep.errors import InvalidValueError, MissingFieldError
 
 MAX_AXIS_VALUES = 10**7  # values one range may expand to (checked before expanding)
 MIN_CHUNK_POINTS = 1024  # smaller chunks only add per-call overhead
@@ -67,7 +67,9 @@ def ordered(where: str, pairs: dict) -> None:
 def range_size(where: str, key: str, count: float) -> int:
     """Check that a range of `count` values is small enough to expand; return it as an int."""
     if not count <= MAX_AXIS_VALUES:
-        fail(where, key, f"the range has {count:.4g} values", f"at most {MAX_AXIS_VALUES:.0e} values per axis")
+        fail(
+            where, key, f"the range has {count:.4g} values", f"at most {MAX_AXIS_VALUES:.0e} values per axis"
+        )
     return int(count)
 
 
@@ -80,3 +82,15 @@ def distinct(where: str, key: str, values: list, canonical=lambda v: v) -> None:
             same = f"{seen[c]!r} and {v!r} are both {c!r}" if seen[c] != v else f"{v!r} is given twice"
             fail(where, key, f"duplicate values: {same}", "distinct values")
         seen[c] = v
+
+
+def keys(where: str, given, allowed, required=(), *, what: str = "field") -> None:
+    """Check that `given` names only `allowed` keys and every `required` one (one-line errors)."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise InvalidValueError(f"{where}: unknown {what}(s) {unknown}; allowed: {', '.join(allowed)}")
+    missing = [k for k in required if k not in given]
+    if missing:
+        raise MissingFieldError(
+            f"{where}: missing required {what}(s) {missing}; required: {', '.join(required)}"
+        )

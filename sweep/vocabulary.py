@@ -12,5 +12,16 @@ POOLS = ("short", "long")  # the two pools of a routed fleet, in the order of th
 WEIGHT_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5}
 KV_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 BATCH_MAX = 0  # encoding of batch = "max" in the integer batch coordinate
-REFINEMENT_STATUS = {-1: "infeasible", 0: "not_confirmed", 1: "refined", 2: "at_bound", 3: "flat"}  # sweep.refine
-OPTIMUM_FLAGS = {"b_short_at_grid_edge": 1, "gamma_at_grid_edge": 2, "gamma_at_max_compression": 4, "empty_pool": 8}
+REFINEMENT_STATUS = {
+    -1: "infeasible",
+    0: "not_confirmed",
+    1: "refined",
+    2: "at_bound",
+    3: "flat",
+}  # sweep.refine
+OPTIMUM_FLAGS = {
+    "b_short_at_grid_edge": 1,
+    "gamma_at_grid_edge": 2,
+    "gamma_at_max_compression": 4,
+    "empty_pool": 8,
+}

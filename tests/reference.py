@@ -5,9 +5,19 @@ Written independently of sweep's JAX code: one point at a time, `math` only.
 
 import math
 
-H100 = dict(weight_time_s=4.0e-3, kv_time_per_seq_s=0.32e-3, calibration_context=8192, kv_block_tokens=16,
-            kv_blocks=65536, max_slots=256, tp=8, power_idle_w=300.0, power_nominal_w=600.0, power_k=1.0,
-            power_x0=4.2)
+H100 = dict(
+    weight_time_s=4.0e-3,
+    kv_time_per_seq_s=0.32e-3,
+    calibration_context=8192,
+    kv_block_tokens=16,
+    kv_blocks=65536,
+    max_slots=256,
+    tp=8,
+    power_idle_w=300.0,
+    power_nominal_w=600.0,
+    power_k=1.0,
+    power_x0=4.2,
+)
 
 
 def n_max(p, context):
@@ -33,5 +43,11 @@ def point(p, context, batch=0, mean_length_fraction=0.5, load=1.0, convention="p
     tps = n / tau
     power = logistic_power(p, n)
     divisor = power if convention == "paper" else p["tp"] * power
-    return dict(max_concurrency=nm, concurrency=n, iteration_time=tau, tokens_per_second=tps,
-                gpu_power=power, tokens_per_watt=tps / divisor)
+    return dict(
+        max_concurrency=nm,
+        concurrency=n,
+        iteration_time=tau,
+        tokens_per_second=tps,
+        gpu_power=power,
+        tokens_per_watt=tps / divisor,
+    )

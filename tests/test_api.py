@@ -32,3 +32,15 @@ def test_examples_exist_for_the_main_entry_points():
 def test_a_name_outside_the_api_is_an_attribute_error():
     with pytest.raises(AttributeError):
         sweep.calibrated_table  # noqa: B018
+
+
+def test_public_functions_stay_functions_after_their_modules_are_imported():
+    """A submodule named like a public function would replace it on the package once imported."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(sweep.__path__, "sweep."):
+        if module.name != "sweep.__main__":
+            importlib.import_module(module.name)
+    for name in FUNCTIONS:
+        assert not isinstance(getattr(sweep, name), type(sweep)), f"sweep.{name} is a module"

@@ -21,12 +21,19 @@ from sweep.fleet.workload import workload_from_cdf
 from sweep.grid.spec import parse
 from tests.test_validate import CONFIG, PROFILE
 
-FAST = settings(max_examples=60, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 SLOW = settings(FAST, max_examples=500)
 
 WEIRD = st.one_of(
-    st.sampled_from([math.nan, math.inf, -math.inf, 0, -1, 0.5, 2.5, 1e300, -1e300, 10**30, 10**400, True, "x", None]),
+    st.sampled_from(
+        [math.nan, math.inf, -math.inf, 0, -1, 0.5, 2.5, 1e300, -1e300, 10**30, 10**400, True, "x", None]
+    ),
     st.integers(-10, 10**6),
     st.floats(allow_nan=True, allow_infinity=True),
 )
@@ -60,12 +67,21 @@ def run_grid(spec):
         check_outputs(ds)
 
 
-CONTEXT = st.one_of(NUMBER, st.builds(lambda a, b: [a, b], NUMBER, NUMBER),
-                    st.fixed_dictionaries({"start": NUMBER, "stop": NUMBER},
-                                          optional={"step": NUMBER, "num": NUMBER,
-                                                    "spacing": st.sampled_from(["linear", "geometric", "pow2", "log"])}))
-SCALARS = st.fixed_dictionaries({}, optional={"batch": NUMBER, "mean_length_fraction": NUMBER, "load": NUMBER,
-                                              "chunk_points": NUMBER})
+CONTEXT = st.one_of(
+    NUMBER,
+    st.builds(lambda a, b: [a, b], NUMBER, NUMBER),
+    st.fixed_dictionaries(
+        {"start": NUMBER, "stop": NUMBER},
+        optional={
+            "step": NUMBER,
+            "num": NUMBER,
+            "spacing": st.sampled_from(["linear", "geometric", "pow2", "log"]),
+        },
+    ),
+)
+SCALARS = st.fixed_dictionaries(
+    {}, optional={"batch": NUMBER, "mean_length_fraction": NUMBER, "load": NUMBER, "chunk_points": NUMBER}
+)
 
 
 def grid(context, scalars):
@@ -92,12 +108,22 @@ def test_grid_specs_slow(context, scalars):
     _grid_specs(context, scalars)
 
 
-PROFILE_CHANGES = st.dictionaries(st.sampled_from(sorted(k for k in PROFILE if k not in ("gpu", "model"))
-                                                  + ["price_per_gpu_hour", "uncertainty"]), NUMBER, max_size=3)
+PROFILE_CHANGES = st.dictionaries(
+    st.sampled_from(
+        sorted(k for k in PROFILE if k not in ("gpu", "model")) + ["price_per_gpu_hour", "uncertainty"]
+    ),
+    NUMBER,
+    max_size=3,
+)
 
 
 def _profiles(changes):
-    run_grid({"axes": {"gpu": ["X1"], "model": ["m1"], "context": [2048, 4096]}, "profiles": [{**PROFILE, **changes}]})
+    run_grid(
+        {
+            "axes": {"gpu": ["X1"], "model": ["m1"], "context": [2048, 4096]},
+            "profiles": [{**PROFILE, **changes}],
+        }
+    )
 
 
 @FAST
@@ -113,17 +139,27 @@ def test_inline_profiles_slow(changes):
     _profiles(changes)
 
 
-CONFIG_CHANGES = st.dictionaries(st.sampled_from(sorted(CONFIG) + ["head_dim", "num_experts", "num_experts_per_tok",
-                                                                    "moe_intermediate_size", "decoder_sparse_step"]),
-                                 NUMBER, max_size=3)
+CONFIG_CHANGES = st.dictionaries(
+    st.sampled_from(
+        sorted(CONFIG)
+        + ["head_dim", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "decoder_sparse_step"]
+    ),
+    NUMBER,
+    max_size=3,
+)
 
 
 def _configs(tmp_path, changes):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"_name_or_path": "m", **CONFIG, **changes}))
     if rejected_or_ok(lambda: import_hf_config(path, name="m")) is not None:
-        run_grid({"profile": "roofline", "model_configs": [str(path)],
-                  "axes": {"gpu": ["H100"], "model": ["m"], "context": [2048, 4096]}})
+        run_grid(
+            {
+                "profile": "roofline",
+                "model_configs": [str(path)],
+                "axes": {"gpu": ["H100"], "model": ["m"], "context": [2048, 4096]},
+            }
+        )
 
 
 @FAST
@@ -139,8 +175,10 @@ def test_model_configs_slow(tmp_path, changes):
     _configs(tmp_path, changes)
 
 
-CDFS = st.one_of(st.lists(st.lists(WEIRD, min_size=1, max_size=3), max_size=4),
-                 st.lists(st.tuples(st.floats(0, 1e6), st.floats(-0.5, 1.5)), min_size=1, max_size=4))
+CDFS = st.one_of(
+    st.lists(st.lists(WEIRD, min_size=1, max_size=3), max_size=4),
+    st.lists(st.tuples(st.floats(0, 1e6), st.floats(-0.5, 1.5)), min_size=1, max_size=4),
+)
 
 
 def _cdfs(cdf):

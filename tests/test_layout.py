@@ -20,7 +20,7 @@ LAYERS = [
     ("sweep.grid",),
     ("sweep.output",),
     ("sweep.api",),
-    ("sweep.optimize",),
+    ("sweep.optimizer",),
     ("sweep.reproduce", "sweep.signals"),
     ("sweep.cli", "sweep.__main__", "sweep"),
 ]
@@ -63,7 +63,9 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 def test_imports_go_down_only(path):
     source = module_name(path)
     for target in imported(ast.parse(path.read_text())):
-        assert layer(target) <= layer(source), f"{source} (layer {layer(source)}) imports {target} (layer {layer(target)})"
+        assert layer(target) <= layer(source), (
+            f"{source} (layer {layer(source)}) imports {target} (layer {layer(target)})"
+        )
 
 
 def test_every_module_is_in_a_room():

@@ -63,14 +63,17 @@ def test_table2_cells(table2, key):
     if tok_s is not None:
         np.testing.assert_allclose(one(cell.tokens_per_second), tok_s, rtol=REL_TPW)
     # paper convention: instance tok/s divided by ONE GPU's power
-    np.testing.assert_allclose(one(cell.tokens_per_watt), one(cell.tokens_per_second) / one(cell.gpu_power),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        one(cell.tokens_per_watt), one(cell.tokens_per_second) / one(cell.gpu_power), rtol=1e-12
+    )
 
 
 def test_table2_moe_ratio(table2):
     """Qwen3-235B-A22B gives 5.1x the tokens/W of Llama-3.1-70B on H100 TP8 (paper text)."""
     h100 = table2.sel(gpu="H100", tp=8, context=8192)
-    ratio = one(h100.tokens_per_watt.sel(model="qwen3-235b-a22b")) / one(h100.tokens_per_watt.sel(model="llama-3.1-70b"))
+    ratio = one(h100.tokens_per_watt.sel(model="qwen3-235b-a22b")) / one(
+        h100.tokens_per_watt.sel(model="llama-3.1-70b")
+    )
     assert printed(ratio, 1) == 5.1
 
 
@@ -137,13 +140,15 @@ def test_table4_calibrated_rows():
 
 
 def test_table4_first_principles_row():
-    ds = sweep.run({
-        "convention": "paper",
-        "profile": "roofline",
-        "load": 0.85,
-        "tp": 1,
-        "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "context": [8192], "batch": ["max"]},
-    })
+    ds = sweep.run(
+        {
+            "convention": "paper",
+            "profile": "roofline",
+            "load": 0.85,
+            "tp": 1,
+            "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "context": [8192], "batch": ["max"]},
+        }
+    )
     cell = ds.sel(gpu="H100", model="llama-3.1-8b", context=8192)
     assert int(one(cell.max_concurrency)) == 58
     assert int(one(cell.concurrency)) == int(0.85 * 58)
@@ -167,8 +172,11 @@ def table3():
 
 
 def azure(ds, gpu, topology) -> float:
-    return one(ds.fleet_tokens_per_watt.sel(gpu=gpu, model="llama-3.1-70b", workload="azure",
-                                            topology=topology, b_short=4096))
+    return one(
+        ds.fleet_tokens_per_watt.sel(
+            gpu=gpu, model="llama-3.1-70b", workload="azure", topology=topology, b_short=4096
+        )
+    )
 
 
 def test_table3_grid_setup(table3):

@@ -30,27 +30,39 @@ def handlers_installed(pid):
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
-@pytest.mark.parametrize("phase, sig", [
-    ("setup", signal.SIGTERM),  # right after start: JAX is still being imported
-    ("compute", signal.SIGINT),  # a progress line shows blocks done and blocks to go
-    ("write", signal.SIGINT),  # the temporary file exists
-    ("write", signal.SIGTERM),
-])
+@pytest.mark.parametrize(
+    "phase, sig",
+    [
+        ("setup", signal.SIGTERM),  # right after start: JAX is still being imported
+        ("compute", signal.SIGINT),  # a progress line shows blocks done and blocks to go
+        ("write", signal.SIGINT),  # the temporary file exists
+        ("write", signal.SIGTERM),
+    ],
+)
 def test_signal_ends_run_with_one_line_and_target_unchanged(tmp_path, phase, sig):
     grid, target = tmp_path / "grid.toml", tmp_path / "out.nc"
     grid.write_text(GRID.format(chunk=4096 if phase == "compute" else 262144))
     target.write_text("old")
     quiet = [] if phase == "compute" else ["-q"]
-    proc = subprocess.Popen([sys.executable, "-m", "sweep", "run", str(grid), "-o", str(target), *quiet],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(grid), "-o", str(target), *quiet],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     os.set_blocking(proc.stderr.fileno(), False)
     err, deadline = b"", time.monotonic() + 60
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             err += proc.stderr.read() or b""
-            if (phase == "setup" and handlers_installed(proc.pid)
-                    or phase == "compute" and re.search(rb"block (\d+)/(?!\1\b)\d+", err)
-                    or phase == "write" and any(p.name.startswith(".sweep-") for p in tmp_path.iterdir())):
+            if (
+                phase == "setup"
+                and handlers_installed(proc.pid)
+                or phase == "compute"
+                and re.search(rb"block (\d+)/(?!\1\b)\d+", err)
+                or phase == "write"
+                and any(p.name.startswith(".sweep-") for p in tmp_path.iterdir())
+            ):
                 break
             time.sleep(0.005)
         assert proc.poll() is None, f"the run ended before the {phase} phase was seen"

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax.numpy as jnp
 
 from sweep import validate as V
-from sweep.catalogs.provenance import Catalog, parse_entry, read_toml
+from sweep.catalogs.provenance import PROVENANCE_KEYS, Catalog, parse_entry, read_toml
 from sweep.errors import InvalidValueError, MissingFieldError
 from sweep.physics.profile import LOGISTIC_FIELDS
 
@@ -33,11 +33,17 @@ OPTIONAL_FIELDS = ("fp8_flops", "power_idle_w", "power_nominal_w", "power_k", "p
 GPU_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 # field -> (rule of `sweep.validate.RULES`, integer)
 RULES = {
-    "memory_bytes": ("positive", False), "hbm_bandwidth_bytes_per_s": ("positive", False),
-    "fp16_flops": ("positive", False), "fp8_flops": ("positive", False), "tdp_w": ("positive", False),
-    "price_per_gpu_hour": ("nonnegative", False), "prefill_chunk_tokens": ("positive", True),
-    "power_idle_w": ("nonnegative", False), "power_nominal_w": ("positive", False),
-    "power_k": ("positive", False), "power_x0": ("finite", False),
+    "memory_bytes": ("positive", False),
+    "hbm_bandwidth_bytes_per_s": ("positive", False),
+    "fp16_flops": ("positive", False),
+    "fp8_flops": ("positive", False),
+    "tdp_w": ("positive", False),
+    "price_per_gpu_hour": ("nonnegative", False),
+    "prefill_chunk_tokens": ("positive", True),
+    "power_idle_w": ("nonnegative", False),
+    "power_nominal_w": ("positive", False),
+    "power_k": ("positive", False),
+    "power_x0": ("finite", False),
 }
 
 
@@ -74,20 +80,21 @@ def gpu_entry_from_table(name: str, table: dict, origin: str = "") -> GpuEntry:
         raise InvalidValueError(f"gpu '{name}': expected a table of specs, got {type(table).__name__}")
     where = f"{origin}: gpu " if origin else "gpu "
     specs, meta = parse_entry(name, table, numeric_keys=GPU_FIELDS, where=where)
-    unknown = set(meta) - {"aliases", "description", "source", "quality", "uncertainty"}
-    if unknown:
-        raise InvalidValueError(
-            f"{where}'{name}': unknown field(s) {sorted(unknown)}; allowed: {', '.join(GPU_FIELDS)}, aliases, description"
-        )
-    missing = [k for k in REQUIRED_FIELDS if k not in specs]
-    if missing:
-        raise MissingFieldError(f"{where}'{name}': missing required field(s) {missing}; required: {', '.join(REQUIRED_FIELDS)}")
+    V.keys(
+        f"{where}'{name}'",
+        [*specs, *meta],
+        [*GPU_FIELDS, "aliases", "description", *PROVENANCE_KEYS],
+        REQUIRED_FIELDS,
+    )
     present = [k for k in LOGISTIC_FIELDS if k in specs]
     if present and len(present) != len(LOGISTIC_FIELDS):
         raise MissingFieldError(f"{where}'{name}': logistic power needs all of {', '.join(LOGISTIC_FIELDS)}")
     for k, v in specs.items():
         V.number(f"{where}'{name}'", k, v.value, *RULES[k])
-    V.ordered(f"{where}'{name}'", {k: specs[k].value for k in ("power_idle_w", "power_nominal_w", "tdp_w") if k in specs})
+    V.ordered(
+        f"{where}'{name}'",
+        {k: specs[k].value for k in ("power_idle_w", "power_nominal_w", "tdp_w") if k in specs},
+    )
     return GpuEntry(
         name=name,
         specs=specs,

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax.numpy as jnp
-import tomli_w
 
 from sweep import validate as V
-from sweep.catalogs.provenance import Catalog, Value, parse_entry, read_toml
+from sweep.catalogs.provenance import PROVENANCE_KEYS, Catalog, Value, parse_entry, read_toml
 from sweep.errors import InvalidValueError, MissingFieldError, SweepInputError
+from sweep.files import read_text
 from sweep.physics.architecture import (
     ARCH_DEFAULTS,
     ARCH_FIELDS,
@@ -29,8 +29,15 @@ from sweep.physics.architecture import (
 
 CATALOG_PATH = Path(__file__).parent.parent / "data" / "models.toml"
 KERNEL_KEYS = (
-    "n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size", "dtype_bytes",
-    "tokens_per_layer", "latency_s_per_layer", "reference_bandwidth_bytes_per_s", "bandwidth_exponent",
+    "n_experts",
+    "experts_per_token",
+    "hidden_size",
+    "moe_intermediate_size",
+    "dtype_bytes",
+    "tokens_per_layer",
+    "latency_s_per_layer",
+    "reference_bandwidth_bytes_per_s",
+    "bandwidth_exponent",
 )
 
 
@@ -57,22 +64,22 @@ class ModelEntry:
 
     def arrays(self) -> dict:
         """Dict of float64 scalars over MODEL_FIELDS, as `derive_profile` and the counters take."""
-        out = {k: jnp.asarray(self.arch[k].value if k in self.arch else 0.0, dtype=jnp.float64) for k in ARCH_FIELDS + PAPER_FIELDS}
+        out = {
+            k: jnp.asarray(self.arch[k].value if k in self.arch else 0.0, dtype=jnp.float64)
+            for k in ARCH_FIELDS + PAPER_FIELDS
+        }
         k = self.paper_kernel
         out["paper_moe_kernel_s_per_layer"] = jnp.asarray(k.get("latency_s_per_layer", 0.0), jnp.float64)
-        out["paper_moe_kernel_reference_bw"] = jnp.asarray(k.get("reference_bandwidth_bytes_per_s", 1.0), jnp.float64)
+        out["paper_moe_kernel_reference_bw"] = jnp.asarray(
+            k.get("reference_bandwidth_bytes_per_s", 1.0), jnp.float64
+        )
         out["paper_moe_kernel_bw_exponent"] = jnp.asarray(k.get("bandwidth_exponent", 0.0), jnp.float64)
         return out
 
 
 def _complete(name: str, arch: dict, where: str) -> dict:
     """Check required fields, fill defaults and derived values, sanity-check the architecture."""
-    missing = [k for k in REQUIRED_ARCH if k not in arch]
-    if missing:
-        raise MissingFieldError(f"{where}'{name}': missing required field(s) {missing}; required: {', '.join(REQUIRED_ARCH)}")
-    unknown = set(arch) - set(ARCH_FIELDS) - set(PAPER_FIELDS)
-    if unknown:
-        raise InvalidValueError(f"{where}'{name}': unknown field(s) {sorted(unknown)}; allowed: {', '.join(ARCH_FIELDS + PAPER_FIELDS)}")
+    V.keys(f"{where}'{name}'", arch, ARCH_FIELDS + PAPER_FIELDS, REQUIRED_ARCH)
     for k, x in arch.items():  # given values; derived ones follow from them
         rule = "flag" if k in FLAG_FIELDS else "positive" if k in POSITIVE_FIELDS else "nonnegative"
         V.number(f"{where}'{name}'", k, x.value, rule, integer=k not in ("head_dim", *PAPER_FIELDS))
@@ -87,29 +94,41 @@ def _complete(name: str, arch: dict, where: str) -> dict:
     if "head_dim" not in arch:
         arch["head_dim"] = derived(arch["hidden_size"].value / arch["n_heads"].value)
     if "shared_intermediate_size" not in arch:
-        arch["shared_intermediate_size"] = derived(arch["n_shared_experts"].value * arch["moe_intermediate_size"].value)
+        arch["shared_intermediate_size"] = derived(
+            arch["n_shared_experts"].value * arch["moe_intermediate_size"].value
+        )
     v = {k: x.value for k, x in arch.items()}
     V.ordered(f"{where}'{name}'", {"n_kv_heads": v["n_kv_heads"], "n_heads": v["n_heads"]})
     V.ordered(f"{where}'{name}'", {"n_dense_layers": v["n_dense_layers"], "n_layers": v["n_layers"]})
-    if v["n_experts"] > 0 and not (0 < v["experts_per_token"] <= v["n_experts"] and v["moe_intermediate_size"] > 0):
+    if v["n_experts"] > 0 and not (
+        0 < v["experts_per_token"] <= v["n_experts"] and v["moe_intermediate_size"] > 0
+    ):
         raise InvalidValueError(
             f"{where}'{name}': MoE needs 0 < experts_per_token <= n_experts and moe_intermediate_size > 0"
         )
     if v["mla"] > 0 and not (v["kv_lora_rank"] > 0 and v["qk_rope_head_dim"] > 0 and v["v_head_dim"] > 0):
-        raise MissingFieldError(f"{where}'{name}': MLA needs kv_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim")
+        raise MissingFieldError(
+            f"{where}'{name}': MLA needs kv_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim"
+        )
     return arch
 
 
 def model_entry_from_table(name: str, table: dict, origin: str = "") -> ModelEntry:
     """Validate and build one entry from a TOML/inline table (format of `sweep/data/models.toml`)."""
     if not isinstance(table, dict):
-        raise InvalidValueError(f"model '{name}': expected a table of architecture fields, got {type(table).__name__}")
+        raise InvalidValueError(
+            f"model '{name}': expected a table of architecture fields, got {type(table).__name__}"
+        )
     where = f"{origin}: model " if origin else "model "
     arch, meta = parse_entry(name, table, numeric_keys=ARCH_FIELDS + PAPER_FIELDS, where=where)
-    bad = set(meta) - {"aliases", "description", "source", "quality", "uncertainty", "hf_repo"}
-    if bad:
-        raise InvalidValueError(f"{where}'{name}': unknown field(s) {sorted(bad)}; allowed: {', '.join(ARCH_FIELDS + PAPER_FIELDS)}, aliases, description")
-    return ModelEntry(name=name, arch=_complete(name, arch, where), aliases=tuple(meta.get("aliases", ())), origin=origin)
+    V.keys(
+        f"{where}'{name}'",
+        [*arch, *meta],
+        [*ARCH_FIELDS, *PAPER_FIELDS, "aliases", "description", "hf_repo", *PROVENANCE_KEYS],
+    )
+    return ModelEntry(
+        name=name, arch=_complete(name, arch, where), aliases=tuple(meta.get("aliases", ())), origin=origin
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,13 +172,7 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
     """
     path = Path(path)
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepInputError(f"config file '{path}' does not exist") from None
-    except IsADirectoryError:
-        raise SweepInputError(f"config file '{path}': is a directory; allowed: a config.json file") from None
-    except UnicodeDecodeError:
-        raise SweepInputError(f"config file '{path}': not UTF-8 text; allowed: a JSON file") from None
+        cfg = json.loads(read_text(path, "config file"))
     except json.JSONDecodeError as e:
         raise SweepInputError(f"config file '{path}': invalid JSON ({e})") from None
     if not isinstance(cfg, dict):
@@ -197,9 +210,13 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
             arch["n_shared_experts"] = mk(1)
         L = int(V.number(src, HF_REQUIRED["n_layers"], arch["n_layers"].value, "positive", integer=True))
         mlp_only = cfg.get("mlp_only_layers") or []
-        mlp_only = {int(V.number(src, "mlp_only_layers", i, "nonnegative", True)) for i in
-                    (mlp_only if isinstance(mlp_only, list) else [mlp_only])}
-        step = int(V.number(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive", True))
+        mlp_only = {
+            int(V.number(src, "mlp_only_layers", i, "nonnegative", True))
+            for i in (mlp_only if isinstance(mlp_only, list) else [mlp_only])
+        }
+        step = int(
+            V.number(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive", True)
+        )
         if "n_dense_layers" not in arch and (mlp_only or step != 1):
             n_moe = L // step - sum(1 for i in mlp_only if i < L and (i + 1) % step == 0)
             arch["n_dense_layers"] = mk(L - n_moe)
@@ -207,7 +224,9 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
         raw = cfg.get("_name_or_path") or path.parent.name or path.stem
         name = str(raw).rstrip("/").split("/")[-1].lower()
     entry = ModelEntry(name=name, arch=_complete(name, arch, f"{src}: model "), aliases=(), origin=str(path))
-    return dataclasses.replace(entry, paper_kernel=paper_kernel_for(entry, default_model_catalog().kernel_table))
+    return dataclasses.replace(
+        entry, paper_kernel=paper_kernel_for(entry, default_model_catalog().kernel_table)
+    )
 
 
 def model_table(entry: ModelEntry) -> dict:
@@ -220,13 +239,10 @@ def model_table(entry: ModelEntry) -> dict:
         if k in entry.arch:
             v = entry.arch[k]
             num = int(v.value) if float(v.value).is_integer() and abs(v.value) < 2**53 else v.value
-            table[k] = num if len(provenance) == 1 else {"value": num, "source": v.source, "quality": v.quality}
+            table[k] = (
+                num if len(provenance) == 1 else {"value": num, "source": v.source, "quality": v.quality}
+            )
     return table
-
-
-def model_toml(entry: ModelEntry) -> str:
-    """TOML text of one entry in the catalog format."""
-    return tomli_w.dumps({"models": {entry.name: model_table(entry)}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,12 +271,19 @@ def paper_kernel_for(entry: ModelEntry, table: list) -> dict:
     """
     if not entry.is_moe or not table:
         return {}
-    shape = tuple(entry.value(k) for k in ("n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size"))
+    shape = tuple(
+        entry.value(k) for k in ("n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size")
+    )
     for row in table:
-        if tuple(row[k] for k in ("n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size")) == shape:
+        if (
+            tuple(row[k] for k in ("n_experts", "experts_per_token", "hidden_size", "moe_intermediate_size"))
+            == shape
+        ):
             return dict(row, quality=row.get("quality", "measured"))
     row = table[0]
-    scale = (shape[1] * shape[2] * shape[3]) / (row["experts_per_token"] * row["hidden_size"] * row["moe_intermediate_size"])
+    scale = (shape[1] * shape[2] * shape[3]) / (
+        row["experts_per_token"] * row["hidden_size"] * row["moe_intermediate_size"]
+    )
     return dict(row, latency_s_per_layer=row["latency_s_per_layer"] * scale, quality="projected")
 
 
@@ -282,7 +305,9 @@ def load_model_catalog(extra_files=(), inline: dict | None = None, hf_configs=()
         doc = read_toml(path)
         bad = set(doc) - {"models", "paper_moe_kernel"}
         if bad:
-            raise InvalidValueError(f"{path}: unknown top-level table(s) {sorted(bad)}; allowed: models, paper_moe_kernel")
+            raise InvalidValueError(
+                f"{path}: unknown top-level table(s) {sorted(bad)}; allowed: models, paper_moe_kernel"
+            )
         cat.kernel_table.extend(_read_kernel_rows(doc.get("paper_moe_kernel", []), str(path)))
         for name, table in doc.get("models", {}).items():
             cat.add(model_entry_from_table(name, table, origin=str(path)))

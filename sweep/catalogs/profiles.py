@@ -21,11 +21,19 @@ REQUIRED_KEYS = ("gpu", "model", "tp", *CONTINUOUS_FIELDS)
 OPTIONAL_DEFAULTS = {"prefill_chunk_tokens": 1024, "price_per_gpu_hour": 0.0}
 # key -> (rule of `sweep.validate.RULES`, integer); max_slots <= 0 means no compute cap
 RULES = {
-    "tp": ("positive", True), "weight_time_s": ("positive", False), "kv_time_per_seq_s": ("positive", False),
-    "calibration_context": ("positive", True), "kv_block_tokens": ("positive", True),
-    "kv_blocks": ("positive", True), "max_slots": ("finite", True), "power_idle_w": ("nonnegative", False),
-    "power_nominal_w": ("positive", False), "power_k": ("positive", False), "power_x0": ("finite", False),
-    "prefill_chunk_tokens": ("positive", True), "price_per_gpu_hour": ("nonnegative", False),
+    "tp": ("positive", True),
+    "weight_time_s": ("positive", False),
+    "kv_time_per_seq_s": ("positive", False),
+    "calibration_context": ("positive", True),
+    "kv_block_tokens": ("positive", True),
+    "kv_blocks": ("positive", True),
+    "max_slots": ("finite", True),
+    "power_idle_w": ("nonnegative", False),
+    "power_nominal_w": ("positive", False),
+    "power_k": ("positive", False),
+    "power_x0": ("finite", False),
+    "prefill_chunk_tokens": ("positive", True),
+    "price_per_gpu_hour": ("nonnegative", False),
 }
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_DEFAULTS, "source", "quality", "uncertainty")
 
@@ -44,18 +52,13 @@ class CalibratedProfile:
 
 def parse_profile(entry: dict, where: str) -> CalibratedProfile:
     """Validate one profile table (catalog or inline) and return it."""
-    unknown = sorted(set(entry) - set(ALLOWED_KEYS))
-    if unknown:
-        raise SweepInputError(
-            f"{where}: unknown profile key(s) {unknown}; allowed keys: {', '.join(ALLOWED_KEYS)}"
-        )
-    missing = [k for k in REQUIRED_KEYS if k not in entry]
-    if missing:
-        raise SweepInputError(f"{where}: profile is missing required key(s) {missing}")
+    V.keys(where, entry, ALLOWED_KEYS, REQUIRED_KEYS, what="profile key")
     numbers, meta = parse_entry("profile", entry, where=f"{where}: ")
     for key in ("gpu", "model"):
         if not isinstance(entry[key], str) or not entry[key]:
-            raise SweepInputError(f"{where}: profile key {key!r} must be a non-empty string, got {entry[key]!r}")
+            raise SweepInputError(
+                f"{where}: profile key {key!r} must be a non-empty string, got {entry[key]!r}"
+            )
     for key in (*REQUIRED_KEYS[2:], *OPTIONAL_DEFAULTS):
         if key in entry and key not in numbers:
             raise SweepInputError(f"{where}: profile key {key!r} must be a number, got {meta.get(key)!r}")

@@ -61,7 +61,9 @@ def parse_entry(name: str, table: dict, numeric_keys=None, where: str = "") -> t
     defaults = {
         "source": table.get("source", ""),
         "quality": table.get("quality", "measured"),
-        "uncertainty": V.number(f"{where}{name}", "uncertainty", table.get("uncertainty", 0.0), "nonnegative"),
+        "uncertainty": V.number(
+            f"{where}{name}", "uncertainty", table.get("uncertainty", 0.0), "nonnegative"
+        ),
     }
     values, meta = {}, {}
     for key, raw in table.items():
@@ -105,9 +107,7 @@ def suggest(name: str, candidates, n: int = 3) -> str:
 def unknown_name(kind: str, name: str, candidates) -> UnknownNameError:
     """Build the one-line error for an unknown catalog name."""
     cands = sorted(set(candidates))
-    return UnknownNameError(
-        f"unknown {kind} '{name}';{suggest(name, cands)} known: {', '.join(cands)}"
-    )
+    return UnknownNameError(f"unknown {kind} '{name}';{suggest(name, cands)} known: {', '.join(cands)}")
 
 
 @dataclass

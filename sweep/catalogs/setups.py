@@ -86,7 +86,9 @@ def serving_config(
         "weight_dtype_bytes": wb,
         "kv_dtype_bytes": kb,
         "kv_block_tokens": _int("kv_block_tokens", kv_block_tokens),
-        "gpu_memory_utilization": _range("gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True),
+        "gpu_memory_utilization": _range(
+            "gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True
+        ),
         "reserve_bytes": _range("reserve_bytes", reserve_bytes, 0.0, math.inf),
         "bandwidth_efficiency": _range("bandwidth_efficiency", bandwidth_efficiency, 0.0, 1.0, lo_open=True),
         "layer_overhead_s": _range("layer_overhead_s", layer_overhead_s, 0.0, math.inf),
@@ -130,7 +132,11 @@ def check_setup(gpu: GpuEntry, model: ModelEntry, serving: dict) -> None:
     tp = float(serving.get("tp", 1.0))
     ok = allowed_tp(model, max_tp=max(64, int(tp)))
     if tp != int(tp) or int(tp) not in ok:
-        kv = "" if model.is_mla else f" and divide or be a multiple of n_kv_heads={int(model.value('n_kv_heads'))}"
+        kv = (
+            ""
+            if model.is_mla
+            else f" and divide or be a multiple of n_kv_heads={int(model.value('n_kv_heads'))}"
+        )
         raise InvalidParallelismError(
             f"tp={tp:g} for {model.name}: must divide n_heads={int(model.value('n_heads'))}{kv}; "
             f"allowed tp: {', '.join(map(str, ok))}"
@@ -141,7 +147,16 @@ def check_setup(gpu: GpuEntry, model: ModelEntry, serving: dict) -> None:
         )
 
 
-def profile_for(gpu, model, *, convention: str, relaxed: bool = False, gpu_catalog=None, model_catalog=None, **serving_kwargs):
+def profile_for(
+    gpu,
+    model,
+    *,
+    convention: str,
+    relaxed: bool = False,
+    gpu_catalog=None,
+    model_catalog=None,
+    **serving_kwargs,
+):
     """A first-principles `Profile` from GPU and model names (or catalog entries), checked.
 
     `convention` is "paper" or "physical"; `serving_kwargs` (tp, weight_dtype, kv_dtype,
@@ -157,7 +172,16 @@ def profile_for(gpu, model, *, convention: str, relaxed: bool = False, gpu_catal
     return derive_profile(g.arrays(), m.arrays(), s, convention=convention, relaxed=relaxed)
 
 
-def quantities_for(gpu, model, *, convention: str, relaxed: bool = False, gpu_catalog=None, model_catalog=None, **serving_kwargs) -> dict:
+def quantities_for(
+    gpu,
+    model,
+    *,
+    convention: str,
+    relaxed: bool = False,
+    gpu_catalog=None,
+    model_catalog=None,
+    **serving_kwargs,
+) -> dict:
     """Like `profile_for` but returns `derive_quantities` (Profile fields + intermediates)."""
     g = gpu if isinstance(gpu, GpuEntry) else get_gpu(gpu, gpu_catalog)
     m = model if isinstance(model, ModelEntry) else get_model(model, model_catalog)

@@ -34,6 +34,8 @@ found by bisection and differentiated implicitly (dN*/dθ = −∂h/∂θ / ∂h
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -102,6 +104,132 @@ def _pool_tree(tree):
     return jax.tree.map(lambda x: jnp.asarray(x)[..., None], tree)
 
 
+class _PoolSizing(NamedTuple):
+    """Per-pool sizing: arrival rates, double-where safe inputs and the instance count."""
+
+    lam: jax.Array  # λ_i (requests/s) routed to the pool
+    active: jax.Array  # pool has traffic, slots and a positive service time
+    lam_s: jax.Array  # λ_i (requests/s), 1 where inactive
+    n_slots: jax.Array  # n_max (sequences per instance), 1 where inactive
+    mu: jax.Array  # μ (requests/s per instance)
+    mu_slot: jax.Array  # μ_s (requests/s per KV slot)
+    instances: jax.Array  # N (instances), 0 where inactive
+
+
+def _pool_boundaries(topology, b_short, gamma, long_ctx):
+    """Routing bounds lo, hi (requests with L in (lo, hi], tokens) and serving window (tokens) per pool."""
+    split = jnp.where(
+        topology == HOMOGENEOUS, 0.0, jnp.where(topology == POOL_ROUTING, b_short, gamma * b_short)
+    )
+    split, b_short, long_ctx = jnp.broadcast_arrays(split, b_short, long_ctx)
+    lo = jnp.stack([jnp.zeros_like(split), split], axis=-1)
+    hi = jnp.stack([split, jnp.full_like(split, jnp.inf)], axis=-1)
+    window = jnp.stack([b_short, long_ctx], axis=-1)
+    return lo, hi, window
+
+
+def _service_statistics(p, wl, lo, hi, window, output_share, *, relaxed: bool, lengths: str):
+    """Slots per instance n_max (sequences) and each pool's exact service statistics (PoolStats)."""
+    n_max = max_concurrency(p, window, relaxed=relaxed)
+    iter_base_s = memory_time_s(p, n_max, 0.0)
+    iter_per_token_s = kv_time_s(p, n_max, 1.0)
+    stats = pool_statistics(
+        wl,
+        lo,
+        hi,
+        window,
+        p.prefill_chunk_tokens,
+        iter_base_s,
+        iter_per_token_s,
+        output_share,
+        planner_routing=lengths == "planner",
+        output_unclipped=lengths == "planner",
+    )
+    return n_max, stats
+
+
+def _rate_instances(lam_s, mu, rho_max, *, relaxed: bool):
+    """Rate-driven instance count N_rate = max(λ/μ + 1, λ/(μ·ρ_max)) (ceil'd unless relaxed)."""
+    if relaxed:
+        return jnp.maximum(lam_s / mu + 1.0, lam_s / (mu * rho_max))
+    return jnp.maximum(jnp.ceil(lam_s / mu) + 1.0, jnp.ceil(lam_s / (mu * rho_max)))
+
+
+def _slo_excess(n, lam_, mu_slot_, n_slots_, scv_, target_):
+    """h(N) = log P99-wait excess − tail rate·target (dimensionless; ≤ 0 ⇔ P99 wait ≤ target_ s)."""
+    log_excess, rate = wait_tail_exponent(n * n_slots_, lam_, mu_slot_, scv_, _WAIT_QUANTILE)
+    return log_excess - rate * target_
+
+
+def _slo_instances(n_rate, args, *, relaxed: bool):
+    """Instances N ≥ N_rate grown until the P99 wait meets the TTFT target (implicit root when relaxed)."""
+    frozen = [jax.lax.stop_gradient(a) for a in args]
+    n_found = _gallop_then_bisect(lambda n: _slo_excess(n, *frozen), n_rate, integer=not relaxed)
+    if not relaxed:
+        return n_found
+    binding = n_found > jax.lax.stop_gradient(n_rate)
+    n_root = jnp.where(binding, n_found, jax.lax.stop_gradient(n_rate) + 1.0)
+    _, h_slope = jax.jvp(lambda n: _slo_excess(n, *frozen), (n_root,), (jnp.ones_like(n_root),))
+    h_live = _slo_excess(n_root, *args)
+    safe_slope = jnp.where(binding & (h_slope < 0), h_slope, -1.0)
+    n_implicit = n_root - (h_live - jax.lax.stop_gradient(h_live)) / safe_slope
+    return jnp.where(binding, n_implicit, n_rate)
+
+
+def _size_pools(lam_total, stats, n_max, rho_max, target_s, *, relaxed: bool) -> _PoolSizing:
+    """Per-pool arrival rate (requests/s) and instance count N (double-where: inactive pools → 0)."""
+    lam = lam_total * stats.traffic_share
+    active = (lam > 0) & (n_max > 0) & (stats.mean_service_s > 0)
+    lam_s = jnp.where(active, lam, 1.0)
+    e_s = jnp.where(active, stats.mean_service_s, 1.0)
+    n_slots = jnp.where(active, n_max, 1.0)
+    mu = n_slots / e_s  # requests/s per instance
+    mu_slot = 1.0 / e_s
+    n_rate = _rate_instances(lam_s, mu, rho_max, relaxed=relaxed)
+    args = (lam_s, mu_slot, n_slots, stats.service_scv, target_s)
+    instances = _slo_instances(n_rate, args, relaxed=relaxed)
+    instances = jnp.where(active, instances, 0.0)
+    return _PoolSizing(lam, active, lam_s, n_slots, mu, mu_slot, instances)
+
+
+def _operating_point(p, sizing: _PoolSizing, n_max, stats, *, convention: str, relaxed: bool):
+    """Per-pool safe N, utilisation ρ, active sequences n_act, pool power (W) and output tokens/s."""
+    n_inst_safe = jnp.where(sizing.active, sizing.instances, 1.0)
+    rho = jnp.where(sizing.active, sizing.lam_s / (n_inst_safe * sizing.mu), 0.0)
+    n_act = rho * n_max
+    gpu_w = gpu_power_w(p, n_act, stats.mean_served_tokens, relaxed=relaxed)
+    gpus_per_instance = p.tp if convention == "physical" else jnp.ones_like(p.tp)
+    pool_power_w = jnp.where(sizing.active, sizing.instances * gpus_per_instance * gpu_w, 0.0)
+    pool_tokens_per_s = jnp.where(sizing.active, sizing.lam * stats.mean_output_tokens, 0.0)
+    return n_inst_safe, rho, n_act, pool_power_w, pool_tokens_per_s
+
+
+def _pool_ttft_p99_s(p, sizing: _PoolSizing, n_inst_safe, stats):
+    """Per-pool P99 TTFT (s): Kimura M/G/c P99 wait plus mean prefill chunks × single-sequence iteration."""
+    wait_s = mgc_wait_quantile_s(
+        n_inst_safe * sizing.n_slots, sizing.lam_s, sizing.mu_slot, stats.service_scv, _WAIT_QUANTILE
+    )
+    prefill_s = stats.mean_prefill_chunks * iteration_time_s(p, 1.0, p.calibration_context)
+    return jnp.where(sizing.active, wait_s + prefill_s, 0.0)
+
+
+def _fleet_aggregates(p, instances, pool_power_w, pool_tokens_per_s, ttft_pool_s, ttft_p99_s) -> dict:
+    """Fleet tokens/J, power (W), output tokens/s, $ per Mtok, worst-pool P99 TTFT (s), SLO flag."""
+    fleet_power_w = jnp.sum(pool_power_w, axis=-1)
+    fleet_tokens_per_s = jnp.sum(pool_tokens_per_s, axis=-1)
+    safe_power = jnp.where(fleet_power_w > 0, fleet_power_w, 1.0)
+    safe_tokens = jnp.where(fleet_tokens_per_s > 0, fleet_tokens_per_s, 1.0)
+    dollars_per_s = jnp.sum(instances * p.tp * p.price_per_gpu_hour, axis=-1) / 3600.0
+    return {
+        "fleet_tokens_per_watt": jnp.where(fleet_power_w > 0, fleet_tokens_per_s / safe_power, 0.0),
+        "fleet_power": fleet_power_w,
+        "fleet_output_tokens_per_second": fleet_tokens_per_s,
+        "cost_per_mtok": jnp.where(fleet_tokens_per_s > 0, dollars_per_s / safe_tokens * 1e6, jnp.inf),
+        "ttft_p99": jnp.max(ttft_pool_s, axis=-1),
+        "meets_slo": (jnp.max(ttft_pool_s, axis=-1) <= ttft_p99_s).astype(jnp.int8),
+    }
+
+
 def fleet_metrics(
     profile: Profile,
     workload: Workload,
@@ -141,11 +269,7 @@ def fleet_metrics(
     rho_max = jnp.asarray(rho_max, dtype=dtype)
 
     # --- routing: pool axis last (0 = short, 1 = long)
-    split = jnp.where(topology == HOMOGENEOUS, 0.0, jnp.where(topology == POOL_ROUTING, b_short, gamma * b_short))
-    split, b_short, long_ctx = jnp.broadcast_arrays(split, b_short, long_ctx)
-    lo = jnp.stack([jnp.zeros_like(split), split], axis=-1)
-    hi = jnp.stack([split, jnp.full_like(split, jnp.inf)], axis=-1)
-    window = jnp.stack([b_short, long_ctx], axis=-1)
+    lo, hi, window = _pool_boundaries(topology, b_short, gamma, long_ctx)
 
     p = _pool_tree(profile)
     wl = Workload(workload.lengths_tokens[..., None, :], workload.cum_fraction[..., None, :])
@@ -154,72 +278,16 @@ def fleet_metrics(
     rho_max = rho_max[..., None]
     output_share = jnp.asarray(output_share, dtype=dtype)[..., None]
 
-    n_max = max_concurrency(p, window, relaxed=relaxed)
-    iter_base_s = memory_time_s(p, n_max, 0.0)
-    iter_per_token_s = kv_time_s(p, n_max, 1.0)
-    stats = pool_statistics(
-        wl, lo, hi, window, p.prefill_chunk_tokens, iter_base_s, iter_per_token_s, output_share,
-        planner_routing=lengths == "planner", output_unclipped=lengths == "planner",
+    n_max, stats = _service_statistics(p, wl, lo, hi, window, output_share, relaxed=relaxed, lengths=lengths)
+    sizing = _size_pools(lam_total, stats, n_max, rho_max, target_s, relaxed=relaxed)
+    n_inst_safe, rho, n_act, pool_power_w, pool_tokens_per_s = _operating_point(
+        p, sizing, n_max, stats, convention=convention, relaxed=relaxed
     )
-
-    # --- sizing (double-where: inactive pools get safe dummies, then 0 instances)
-    lam = lam_total * stats.traffic_share
-    active = (lam > 0) & (n_max > 0) & (stats.mean_service_s > 0)
-    lam_s = jnp.where(active, lam, 1.0)
-    e_s = jnp.where(active, stats.mean_service_s, 1.0)
-    n_slots = jnp.where(active, n_max, 1.0)
-    mu = n_slots / e_s  # requests/s per instance
-    mu_slot = 1.0 / e_s
-    if relaxed:
-        n_rate = jnp.maximum(lam_s / mu + 1.0, lam_s / (mu * rho_max))
-    else:
-        n_rate = jnp.maximum(jnp.ceil(lam_s / mu) + 1.0, jnp.ceil(lam_s / (mu * rho_max)))
-
-    def slo_excess(n, lam_, mu_slot_, n_slots_, scv_, target_):
-        log_excess, rate = wait_tail_exponent(n * n_slots_, lam_, mu_slot_, scv_, _WAIT_QUANTILE)
-        return log_excess - rate * target_
-
-    args = (lam_s, mu_slot, n_slots, stats.service_scv, target_s)
-    frozen = [jax.lax.stop_gradient(a) for a in args]
-    n_found = _gallop_then_bisect(lambda n: slo_excess(n, *frozen), n_rate, integer=not relaxed)
-    if relaxed:
-        binding = n_found > jax.lax.stop_gradient(n_rate)
-        n_root = jnp.where(binding, n_found, jax.lax.stop_gradient(n_rate) + 1.0)
-        _, h_slope = jax.jvp(lambda n: slo_excess(n, *frozen), (n_root,), (jnp.ones_like(n_root),))
-        h_live = slo_excess(n_root, *args)
-        safe_slope = jnp.where(binding & (h_slope < 0), h_slope, -1.0)
-        n_implicit = n_root - (h_live - jax.lax.stop_gradient(h_live)) / safe_slope
-        instances = jnp.where(binding, n_implicit, n_rate)
-    else:
-        instances = n_found
-    instances = jnp.where(active, instances, 0.0)
-
-    # --- operating point and power
-    n_inst_safe = jnp.where(active, instances, 1.0)
-    rho = jnp.where(active, lam_s / (n_inst_safe * mu), 0.0)
-    n_act = rho * n_max
-    gpu_w = gpu_power_w(p, n_act, stats.mean_served_tokens, relaxed=relaxed)
-    gpus_per_instance = p.tp if convention == "physical" else jnp.ones_like(p.tp)
-    pool_power_w = jnp.where(active, instances * gpus_per_instance * gpu_w, 0.0)
-    pool_tokens_per_s = jnp.where(active, lam * stats.mean_output_tokens, 0.0)
-
-    wait_s = mgc_wait_quantile_s(n_inst_safe * n_slots, lam_s, mu_slot, stats.service_scv, _WAIT_QUANTILE)
-    prefill_s = stats.mean_prefill_chunks * iteration_time_s(p, 1.0, p.calibration_context)
-    ttft_pool_s = jnp.where(active, wait_s + prefill_s, 0.0)
-
-    fleet_power_w = jnp.sum(pool_power_w, axis=-1)
-    fleet_tokens_per_s = jnp.sum(pool_tokens_per_s, axis=-1)
-    safe_power = jnp.where(fleet_power_w > 0, fleet_power_w, 1.0)
-    safe_tokens = jnp.where(fleet_tokens_per_s > 0, fleet_tokens_per_s, 1.0)
-    dollars_per_s = jnp.sum(instances * p.tp * p.price_per_gpu_hour, axis=-1) / 3600.0
+    ttft_pool_s = _pool_ttft_p99_s(p, sizing, n_inst_safe, stats)
+    fleet = _fleet_aggregates(p, sizing.instances, pool_power_w, pool_tokens_per_s, ttft_pool_s, ttft_p99_s)
     return {
-        "fleet_tokens_per_watt": jnp.where(fleet_power_w > 0, fleet_tokens_per_s / safe_power, 0.0),
-        "fleet_power": fleet_power_w,
-        "fleet_output_tokens_per_second": fleet_tokens_per_s,
-        "cost_per_mtok": jnp.where(fleet_tokens_per_s > 0, dollars_per_s / safe_tokens * 1e6, jnp.inf),
-        "ttft_p99": jnp.max(ttft_pool_s, axis=-1),
-        "meets_slo": (jnp.max(ttft_pool_s, axis=-1) <= ttft_p99_s).astype(jnp.int8),
-        "instances": instances,
+        **fleet,
+        "instances": sizing.instances,
         "traffic_share": stats.traffic_share,
         "utilization": rho,
         "active_sequences": n_act,

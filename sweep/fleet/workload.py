@@ -65,17 +65,29 @@ def validate_cdf(data, source: str = "<cdf>") -> np.ndarray:
     key = "cdf"
     if isinstance(data, dict):
         if "cdf" not in data:
-            _fail(source, "cdf", f"missing; keys present: {sorted(data)}", 'an object with a "cdf" array, or a bare array')
+            _fail(
+                source,
+                "cdf",
+                f"missing; keys present: {sorted(data)}",
+                'an object with a "cdf" array, or a bare array',
+            )
         data = data["cdf"]
     if not isinstance(data, (list, tuple)) or len(data) == 0:
         _fail(source, key, "must be a non-empty array", "[[tokens, cumulative_fraction], ...]")
     rows = []
     for i, entry in enumerate(data):
-        ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and all(
-            V.is_number(v) and V.finite(v) for v in entry
+        ok = (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 2
+            and all(V.is_number(v) and V.finite(v) for v in entry)
         )
         if not ok:
-            _fail(source, f"{key}[{i}]", f"got {entry!r}", "a pair [tokens, cumulative_fraction] of finite numbers")
+            _fail(
+                source,
+                f"{key}[{i}]",
+                f"got {entry!r}",
+                "a pair [tokens, cumulative_fraction] of finite numbers",
+            )
         rows.append((float(entry[0]), float(entry[1])))
     arr = np.asarray(rows, dtype=np.float64)
     tokens, frac = arr[:, 0], arr[:, 1]
@@ -84,18 +96,33 @@ def validate_cdf(data, source: str = "<cdf>") -> np.ndarray:
     steps = np.diff(tokens)
     if np.any(steps <= 0):
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
-        _fail(source, f"{key}[{i}][0]", f"token length {tokens[i]:g} does not exceed the previous {tokens[i - 1]:g}",
-              "strictly increasing token lengths")
+        _fail(
+            source,
+            f"{key}[{i}][0]",
+            f"token length {tokens[i]:g} does not exceed the previous {tokens[i - 1]:g}",
+            "strictly increasing token lengths",
+        )
     bad = (frac < 0) | (frac > 1)
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, f"{key}[{i}][1]", f"cumulative fraction {frac[i]:g} outside [0, 1]", "fractions in [0, 1]")
+        _fail(
+            source, f"{key}[{i}][1]", f"cumulative fraction {frac[i]:g} outside [0, 1]", "fractions in [0, 1]"
+        )
     if np.any(np.diff(frac) < 0):
         i = int(np.flatnonzero(np.diff(frac) < 0)[0]) + 1
-        _fail(source, f"{key}[{i}][1]", f"cumulative fraction {frac[i]:g} is below the previous {frac[i - 1]:g}",
-              "non-decreasing fractions")
+        _fail(
+            source,
+            f"{key}[{i}][1]",
+            f"cumulative fraction {frac[i]:g} is below the previous {frac[i - 1]:g}",
+            "non-decreasing fractions",
+        )
     if abs(frac[-1] - 1.0) > _CDF_TOLERANCE:
-        _fail(source, f"{key}[{len(frac) - 1}][1]", f"last cumulative fraction is {frac[-1]:g}", "a last fraction of 1")
+        _fail(
+            source,
+            f"{key}[{len(frac) - 1}][1]",
+            f"last cumulative fraction is {frac[-1]:g}",
+            "a last fraction of 1",
+        )
     arr[-1, 1] = 1.0
     return arr
 
@@ -107,11 +134,15 @@ def _resolve(source) -> Path:
         return WORKLOAD_DIR / f"{text}.json"
     if path.suffix == ".json" or path.exists() or "/" in text:
         if not path.is_file():
-            raise SweepInputError(f"workload file '{text}': not found (allowed: an existing JSON CDF file, or one of "
-                                  f"{', '.join(available_workloads())})")
+            raise SweepInputError(
+                f"workload file '{text}': not found (allowed: an existing JSON CDF file, or one of "
+                f"{', '.join(available_workloads())})"
+            )
         return path
-    raise SweepInputError(f"workload '{text}': unknown name (allowed: {', '.join(available_workloads())}, "
-                          "or a path to a JSON CDF file)")
+    raise SweepInputError(
+        f"workload '{text}': unknown name (allowed: {', '.join(available_workloads())}, "
+        "or a path to a JSON CDF file)"
+    )
 
 
 def load_cdf(source) -> np.ndarray:
@@ -121,8 +152,10 @@ def load_cdf(source) -> np.ndarray:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise SweepInputError(f"workload {label}: key '<root>': invalid JSON ({exc.msg} at line {exc.lineno}) "
-                              "(allowed: a JSON array of [tokens, cumulative_fraction] or an object with \"cdf\")") from None
+        raise SweepInputError(
+            f"workload {label}: key '<root>': invalid JSON ({exc.msg} at line {exc.lineno}) "
+            '(allowed: a JSON array of [tokens, cumulative_fraction] or an object with "cdf")'
+        ) from None
     except OSError as exc:
         raise SweepInputError(f"workload {label}: cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -219,6 +252,51 @@ def _ceil_exact(x):
     return jnp.where(jnp.abs(x - nearest) <= 1e-12 * jnp.maximum(1.0, jnp.abs(x)), nearest, jnp.ceil(x))
 
 
+def _segment_masses(t, big_f, lo, hi, w, planner_routing: bool):
+    """Per knot segment: bounds a, b, window split (tokens); routed, below-window, at-window mass."""
+    t0, t1 = t[..., :-1], t[..., 1:]
+    density = (big_f[..., 1:] - big_f[..., :-1]) / (t1 - t0)  # knots strictly increasing
+    a = jnp.maximum(t0, lo)
+    b = jnp.minimum(t1, hi)
+    inside = b > a
+    mass = jnp.where(inside, density * (b - a), 0.0)
+    if planner_routing:
+        a = jnp.where((t0 <= lo) & (lo < t1) & (lo > 0), 0.0, a)
+    width = jnp.where(inside, b - a, 1.0)
+    # split each piece at the window: [a, min(b, w)] uniform, the rest a point mass at w
+    below_hi = jnp.clip(w, a, b)
+    mass_below = jnp.where(inside, mass * (below_hi - a) / width, 0.0)
+    mass_point = mass - mass_below
+    return a, b, below_hi, mass, mass_below, mass_point
+
+
+def _uniform_service_integrals(y_lo, y_hi, mass_below, c, f, alpha, beta):
+    """Probability per unit y, the J integrals, ∫S dy (s) and ∫S² dy (s²) per uniform y-segment."""
+    has_below = mass_below > 0
+    y_width = jnp.where(has_below, y_hi - y_lo, 1.0)
+    weight = jnp.where(has_below, mass_below / y_width, 0.0)  # probability per unit y
+    j = _segment_integrals(y_lo, y_hi)
+    u0, u1, v1, v2 = alpha, beta * c, f * c * alpha, f * c * c * beta
+    int_s = u0 * j[1, 0] + u1 * j[1, 1] + v1 * j[0, 1] + v2 * j[0, 2]
+    int_s2 = (
+        u0 * u0 * j[2, 0]
+        + 2 * u0 * u1 * j[2, 1]
+        + u1 * u1 * j[2, 2]
+        + 2 * (u0 * v1 * j[1, 1] + (u0 * v2 + u1 * v1) * j[1, 2] + u1 * v2 * j[1, 3])
+        + v1 * v1 * j[0, 2]
+        + 2 * v1 * v2 * j[0, 3]
+        + v2 * v2 * j[0, 4]
+    )
+    return weight, j, int_s, int_s2
+
+
+def _window_service(w, chunk, g, f, alpha, beta):
+    """Prefill chunks k_w and service time S(w) (s) of a request served at the window length w."""
+    k_w = _ceil_exact(g * w / chunk)
+    s_w = (k_w + f * w) * (alpha + beta * w)
+    return k_w, s_w
+
+
 class PoolStats(NamedTuple):
     """Closed-form statistics of one pool's requests (conditional on being routed to it)."""
 
@@ -264,38 +342,13 @@ def pool_statistics(
     beta = jnp.asarray(iter_per_token_s, dtype=t.dtype)[..., None]
     f = jnp.asarray(output_share, dtype=t.dtype)[..., None]
 
-    t0, t1 = t[..., :-1], t[..., 1:]
-    density = (big_f[..., 1:] - big_f[..., :-1]) / (t1 - t0)  # knots strictly increasing
-    a = jnp.maximum(t0, lo)
-    b = jnp.minimum(t1, hi)
-    inside = b > a
-    mass = jnp.where(inside, density * (b - a), 0.0)
-    if planner_routing:
-        a = jnp.where((t0 <= lo) & (lo < t1) & (lo > 0), 0.0, a)
-    width = jnp.where(inside, b - a, 1.0)
-    # split each piece at the window: [a, min(b, w)] uniform, the rest a point mass at w
-    below_hi = jnp.clip(w, a, b)
-    mass_below = jnp.where(inside, mass * (below_hi - a) / width, 0.0)
-    mass_point = mass - mass_below
+    a, b, below_hi, mass, mass_below, mass_point = _segment_masses(t, big_f, lo, hi, w, planner_routing)
 
     # uniform part, in y = (1 − f)·L / chunk units: L = c·y
     g = 1.0 - f
     c = chunk / g
-    y_lo, y_hi = a / c, below_hi / c
-    has_below = mass_below > 0
-    y_width = jnp.where(has_below, y_hi - y_lo, 1.0)
-    weight = jnp.where(has_below, mass_below / y_width, 0.0)  # probability per unit y
-    j = _segment_integrals(y_lo, y_hi)
-    u0, u1, v1, v2 = alpha, beta * c, f * c * alpha, f * c * c * beta
-    int_s = u0 * j[1, 0] + u1 * j[1, 1] + v1 * j[0, 1] + v2 * j[0, 2]
-    int_s2 = (
-        u0 * u0 * j[2, 0] + 2 * u0 * u1 * j[2, 1] + u1 * u1 * j[2, 2]
-        + 2 * (u0 * v1 * j[1, 1] + (u0 * v2 + u1 * v1) * j[1, 2] + u1 * v2 * j[1, 3])
-        + v1 * v1 * j[0, 2] + 2 * v1 * v2 * j[0, 3] + v2 * v2 * j[0, 4]
-    )
-    # point mass at the window
-    k_w = _ceil_exact(g * w / chunk)
-    s_w = (k_w + f * w) * (alpha + beta * w)
+    weight, j, int_s, int_s2 = _uniform_service_integrals(a / c, below_hi / c, mass_below, c, f, alpha, beta)
+    k_w, s_w = _window_service(w, chunk, g, f, alpha, beta)
 
     share = jnp.sum(mass, axis=-1)
     safe_share = jnp.where(share > 0, share, 1.0)

@@ -35,10 +35,14 @@ def _default_limit() -> int:
 class _Lease:
     """Owner of one array's memory; returns the slab to the pool when garbage-collected."""
 
-    def __init__(self, pool: "BufferPool", slab: np.ndarray, shape: tuple, dtype: np.dtype):
+    def __init__(self, pool: BufferPool, slab: np.ndarray, shape: tuple, dtype: np.dtype):
         self._pool, self._slab = pool, slab
-        self.__array_interface__ = {"data": (slab.ctypes.data, False), "shape": tuple(shape),
-                                    "typestr": dtype.str, "version": 3}
+        self.__array_interface__ = {
+            "data": (slab.ctypes.data, False),
+            "shape": tuple(shape),
+            "typestr": dtype.str,
+            "version": 3,
+        }
 
     def __del__(self):
         self._pool._release(self._slab)

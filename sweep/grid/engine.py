@@ -21,10 +21,10 @@ import itertools
 import math
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,7 @@ class Plan:
     block: int
 
     @classmethod
-    def make(cls, dims, chunk_points: int) -> "Plan":
+    def make(cls, dims, chunk_points: int) -> Plan:
         split = len(dims) - 1
         while split > 0 and math.prod(dims[split:]) <= chunk_points:
             split -= 1
@@ -129,7 +129,9 @@ def _evaluate(evaluator, derive, names, theta, axis_values, params, extras, rela
     by_name = {n: _reshape_for(axis_values[i], 1 + i, ndim) for i, n in enumerate(names)}
     # outputs of the evaluator's `pre` pass live on the (profile, first axis) sub-grid
     pre = {k: jnp.reshape(v, v.shape + (1,) * (ndim - v.ndim)) for k, v in (pre or {}).items()}
-    return evaluator(profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras, pre)
+    return evaluator(
+        profile, lambda name: by_name[name] if name in by_name else params[name], relaxed, extras, pre
+    )
 
 
 def _gather(theta, axis_values, pre, starts, sizes, lengths):
@@ -149,10 +151,29 @@ def _pre_kernel(theta, axis_values, params, extras, *, evaluator, derive, names)
     return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
 
 
-@partial(jax.jit, static_argnames=("evaluator", "derive", "names", "keep", "lengths", "dtype"), donate_argnums=0,
-         keep_unused=True)
-def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *, evaluator, derive, names, keep,
-            lengths, dtype):
+@partial(
+    jax.jit,
+    static_argnames=("evaluator", "derive", "names", "keep", "lengths", "dtype"),
+    donate_argnums=0,
+    keep_unused=True,
+)
+def _kernel(
+    recycled,
+    starts,
+    sizes,
+    theta,
+    axis_values,
+    params,
+    extras,
+    pre,
+    *,
+    evaluator,
+    derive,
+    names,
+    keep,
+    lengths,
+    dtype,
+):
     """One block of the grid: the evaluator's outputs `keep`, each of shape `lengths` + trailing, float
     outputs cast to `dtype`.
 
@@ -162,14 +183,36 @@ def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *,
     del recycled
     theta_b, axis_b, pre_b = _gather(theta, axis_values, pre, starts, sizes, lengths)
     out = _evaluate(evaluator, derive, names, theta_b, axis_b, params, extras, False, pre_b)
-    return {k: jnp.broadcast_to(out[k], tuple(lengths) + evaluator.outputs[k][1]).astype(evaluator.outputs[k][0] or dtype)
-            for k in keep}
+    return {
+        k: jnp.broadcast_to(out[k], tuple(lengths) + evaluator.outputs[k][1]).astype(
+            evaluator.outputs[k][0] or dtype
+        )
+        for k in keep
+    }
 
 
-@partial(jax.jit, static_argnames=("evaluator", "derive", "names", "keys", "lengths", "dtype"), donate_argnums=0,
-         keep_unused=True)
-def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extras, *, evaluator, derive, names, keys,
-                       lengths, dtype):
+@partial(
+    jax.jit,
+    static_argnames=("evaluator", "derive", "names", "keys", "lengths", "dtype"),
+    donate_argnums=0,
+    keep_unused=True,
+)
+def _elasticity_kernel(
+    recycled,
+    starts,
+    sizes,
+    theta,
+    axis_values,
+    params,
+    extras,
+    *,
+    evaluator,
+    derive,
+    names,
+    keys,
+    lengths,
+    dtype,
+):
     """∂ln y/∂ln θ_key of the target output y on one block, one forward-mode jvp per key
     (`recycled`: as for `_kernel`)."""
     del recycled
@@ -184,8 +227,10 @@ def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extr
     rows = []
     for key in keys:
         # direction θ_key (0 where the value is absent/NaN): the jvp is θ·∂y/∂θ
-        tangent = {k: (jnp.where(jnp.isfinite(v), v, 0.0) if k == key else jnp.zeros_like(v))
-                   for k, v in theta_b.items()}
+        tangent = {
+            k: (jnp.where(jnp.isfinite(v), v, 0.0) if k == key else jnp.zeros_like(v))
+            for k, v in theta_b.items()
+        }
         d = jax.jvp(target, (theta_b,), (tangent,))[1]
         rows.append(jnp.broadcast_to(jnp.where(value != 0, d / safe, jnp.nan), shape))
     return jnp.stack(rows).astype(dtype)
@@ -195,8 +240,98 @@ PIPELINE_DEPTH = 2  # blocks dispatched ahead: XLA computes them while the oldes
 _SPARE_BLOCKS: dict = {}  # block-buffer signature -> the spare block buffers of the last run_grid
 
 
-def run_grid(table: ProfileTable, axes: dict, params: dict, evaluator: Evaluator, *, dtype="float64",
-             chunk_points=1 << 18, elasticities=False, progress=None, extras=(), keep=None) -> dict:
+def _device_inputs(table: ProfileTable, axes: dict, params: dict, extras) -> tuple:
+    """The padded θ table and axes, the scalar parameters and the extras, placed on the device once."""
+    # the model is always evaluated in float64: integer outputs (n_max, instance counts, …) must
+    # not depend on `dtype`, which only sets how float outputs are stored
+    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for k, v in table.theta.items()}
+    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for v in axes.values())
+    params_c = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
+    extras = tuple(jnp.asarray(e) for e in extras)
+    return theta, axis_values, params_c, extras
+
+
+def _pre_pass(evaluator, table, inputs, names, dims, np_dtype, results):
+    """Run the evaluator's `pre` pass (if any), store its (K, first axis) outputs, return them on the device."""
+    if evaluator.pre is None:
+        return None
+    theta, axis_values, params_c, extras = inputs
+    pre = _pre_kernel(
+        theta,
+        axis_values[:1],
+        params_c,
+        extras,
+        evaluator=evaluator.pre,
+        derive=table.derive,
+        names=names[:1],
+    )
+    for k, v in pre.items():
+        results[k] = np.asarray(v)[: dims[0], : dims[1]].astype(evaluator.pre.outputs[k][0] or np_dtype)
+    return pre
+
+
+def _allocate_outputs(evaluator, keep, keys, dims, np_dtype, results):
+    """Allocate the full-grid NumPy outputs `keep` (and the elasticities for `keys`) into `results`."""
+    for k in keep:
+        results[k] = POOL.empty(dims + evaluator.outputs[k][1], evaluator.outputs[k][0] or np_dtype)
+    if keys:
+        results["elasticity"] = POOL.empty(
+            (len(keys),) + dims + evaluator.outputs[evaluator.target][1], np_dtype
+        )
+
+
+def _block_buffers(evaluator, keep, keys, lengths, np_dtype):
+    """One block's output shapes, their signature, and PIPELINE_DEPTH + 1 sets of device buffers to donate."""
+    block_shapes = {
+        k: (lengths + evaluator.outputs[k][1], np.dtype(evaluator.outputs[k][0] or np_dtype)) for k in keep
+    }
+    if keys:
+        block_shapes["elasticity"] = (
+            (len(keys),) + lengths + evaluator.outputs[evaluator.target][1],
+            np_dtype,
+        )
+    signature = tuple((k, shape, dt.str) for k, (shape, dt) in block_shapes.items())
+    # DEPTH + 1 sets of block buffers cycle: computed, copied out, donated to a later call
+    spare = _SPARE_BLOCKS.pop(signature, None) or [
+        {k: jnp.zeros(shape, dt) for k, (shape, dt) in block_shapes.items()}
+        for _ in range(PIPELINE_DEPTH + 1)
+    ]
+    return block_shapes, signature, spare
+
+
+def _pipeline(plan: Plan, dispatch, copy, spare, workers: int, progress) -> None:
+    """Dispatch blocks PIPELINE_DEPTH ahead; copy out the oldest on a thread pool, then recycle its buffers."""
+    start_time = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = collections.deque()
+        blocks = plan.blocks()
+        for done_blocks in range(plan.n_blocks):
+            while len(pending) < PIPELINE_DEPTH:  # XLA computes these while the oldest is copied
+                starts, where, valid = next(blocks, (None, None, None))
+                if starts is None:
+                    break
+                pending.append((dispatch(starts), where, valid))
+            block = pending.popleft()
+            for copying in [pool.submit(copy, name, *block) for name in block[0]]:
+                copying.result()
+            spare.append(block[0])
+            if progress is not None:
+                progress(done_blocks + 1, plan.n_blocks, time.perf_counter() - start_time)
+
+
+def run_grid(
+    table: ProfileTable,
+    axes: dict,
+    params: dict,
+    evaluator: Evaluator,
+    *,
+    dtype="float64",
+    chunk_points=1 << 18,
+    elasticities=False,
+    progress=None,
+    extras=(),
+    keep=None,
+) -> dict:
     """Evaluate `evaluator` on the grid (K, *axes). Returns name -> np.ndarray of shape dims + trailing.
 
     `axes` maps axis names (in dim order) to 1-D numeric arrays; `params` holds the scalar
@@ -215,47 +350,26 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, evaluator: Evaluator
     np_dtype = np.dtype(dtype)
     names = tuple(axes)
     dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
-    # the model is always evaluated in float64: integer outputs (n_max, instance counts, …) must
-    # not depend on `dtype`, which only sets how float outputs are stored
-    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for k, v in table.theta.items()}
-    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for v in axes.values())
-    params_c = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
-    extras = tuple(jnp.asarray(e) for e in extras)
+    inputs = _device_inputs(table, axes, params, extras)
     sizes = jnp.asarray(np.array(dims, dtype=np.int64))
     keys = tuple(table.elasticity_params) if elasticities else ()
 
     results = {}
-    pre = None
-    if evaluator.pre is not None:
-        pre = _pre_kernel(theta, axis_values[:1], params_c, extras, evaluator=evaluator.pre, derive=table.derive,
-                          names=names[:1])
-        for k, v in pre.items():
-            results[k] = np.asarray(v)[: dims[0], : dims[1]].astype(evaluator.pre.outputs[k][0] or np_dtype)
-    for k in keep:
-        results[k] = POOL.empty(dims + evaluator.outputs[k][1], evaluator.outputs[k][0] or np_dtype)
-    if keys:
-        results["elasticity"] = POOL.empty((len(keys),) + dims + evaluator.outputs[evaluator.target][1], np_dtype)
+    pre = _pre_pass(evaluator, table, inputs, names, dims, np_dtype, results)
+    _allocate_outputs(evaluator, keep, keys, dims, np_dtype, results)
 
     plan = Plan.make(dims, chunk_points)
     lengths = (1,) * plan.split + (plan.block,) + tuple(dims[plan.split + 1 :])
     static = dict(evaluator=evaluator, derive=table.derive, names=names, lengths=lengths, dtype=np_dtype.name)
-
-    block_shapes = {k: (lengths + evaluator.outputs[k][1], np.dtype(evaluator.outputs[k][0] or np_dtype)) for k in keep}
-    if keys:
-        block_shapes["elasticity"] = ((len(keys),) + lengths + evaluator.outputs[evaluator.target][1], np_dtype)
-    signature = tuple((k, shape, dt.str) for k, (shape, dt) in block_shapes.items())
-    # DEPTH + 1 sets of block buffers cycle: computed, copied out, donated to a later call
-    spare = _SPARE_BLOCKS.pop(signature, None) or [
-        {k: jnp.zeros(shape, dt) for k, (shape, dt) in block_shapes.items()} for _ in range(PIPELINE_DEPTH + 1)]
+    block_shapes, signature, spare = _block_buffers(evaluator, keep, keys, lengths, np_dtype)
 
     def dispatch(starts):
         starts = np.array(starts, dtype=np.int64)
         recycled = spare.pop()
         elasticity = recycled.pop("elasticity", None)
-        block = _kernel(recycled, starts, sizes, theta, axis_values, params_c, extras, pre, keep=keep, **static)
+        block = _kernel(recycled, starts, sizes, *inputs, pre, keep=keep, **static)
         if keys:
-            block["elasticity"] = _elasticity_kernel(elasticity, starts, sizes, theta, axis_values, params_c, extras,
-                                                     keys=keys, **static)
+            block["elasticity"] = _elasticity_kernel(elasticity, starts, sizes, *inputs, keys=keys, **static)
         return block
 
     def copy(name, block, where, valid):
@@ -263,22 +377,7 @@ def run_grid(table: ProfileTable, axes: dict, params: dict, evaluator: Evaluator
         trim = lead + (slice(None),) * plan.split + (slice(0, valid),)
         results[name][lead + where] = np.asarray(block[name])[trim]
 
-    start_time = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=min(len(block_shapes), os.cpu_count() or 1)) as pool:
-        pending = collections.deque()
-        blocks = plan.blocks()
-        for done_blocks in range(plan.n_blocks):
-            while len(pending) < PIPELINE_DEPTH:  # XLA computes these while the oldest is copied
-                starts, where, valid = next(blocks, (None, None, None))
-                if starts is None:
-                    break
-                pending.append((dispatch(starts), where, valid))
-            block = pending.popleft()
-            for copying in [pool.submit(copy, name, *block) for name in block[0]]:
-                copying.result()
-            spare.append(block[0])
-            if progress is not None:
-                progress(done_blocks + 1, plan.n_blocks, time.perf_counter() - start_time)
+    _pipeline(plan, dispatch, copy, spare, min(len(block_shapes), os.cpu_count() or 1), progress)
     _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
     _SPARE_BLOCKS[signature] = spare
     return results

@@ -14,9 +14,24 @@ from sweep.physics.concurrency import max_concurrency
 from sweep.physics.instance import evaluate
 
 INSTANCE_OUTPUTS = ("concurrency", "iteration_time", "tokens_per_second", "gpu_power", "tokens_per_watt")
-FLEET_OUTPUTS = ("fleet_tokens_per_watt", "fleet_power", "fleet_output_tokens_per_second", "cost_per_mtok", "ttft_p99")
-POOL_OUTPUTS = ("instances", "traffic_share", "utilization", "active_sequences", "pool_power", "mean_service_time",
-                "service_scv", "mean_output_tokens", "pool_ttft_p99")  # trailing `pool` dim
+FLEET_OUTPUTS = (
+    "fleet_tokens_per_watt",
+    "fleet_power",
+    "fleet_output_tokens_per_second",
+    "cost_per_mtok",
+    "ttft_p99",
+)
+POOL_OUTPUTS = (
+    "instances",
+    "traffic_share",
+    "utilization",
+    "active_sequences",
+    "pool_power",
+    "mean_service_time",
+    "service_scv",
+    "mean_output_tokens",
+    "pool_ttft_p99",
+)  # trailing `pool` dim
 
 
 @dataclass(frozen=True)
@@ -41,8 +56,16 @@ class InstanceEvaluator(Evaluator):
 
     def __call__(self, profile, value, relaxed, extras, pre):
         n_max = pre["max_concurrency"].astype(profile.kv_blocks.dtype) if pre else None
-        return evaluate(profile, value("context"), value("batch"), value("mean_length_fraction"), value("load"),
-                        convention=self.convention, relaxed=relaxed, n_max=n_max)
+        return evaluate(
+            profile,
+            value("context"),
+            value("batch"),
+            value("mean_length_fraction"),
+            value("load"),
+            convention=self.convention,
+            relaxed=relaxed,
+            n_max=n_max,
+        )
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,18 @@ class FleetEvaluator(Evaluator):
         index = value("workload").astype(jnp.int32)
         workload = Workload(extras[0][index], extras[1][index])
         lengths = "planner" if self.convention == "paper" else "exact"
-        return fleet_metrics(profile, workload, value("arrival_rate"), value("topology").astype(jnp.int32),
-                             value("b_short"), value("gamma"), value("long_context"), value("ttft_p99_s"),
-                             value("rho_max"), value("output_share"), convention=self.convention,
-                             relaxed=relaxed, lengths=lengths)
+        return fleet_metrics(
+            profile,
+            workload,
+            value("arrival_rate"),
+            value("topology").astype(jnp.int32),
+            value("b_short"),
+            value("gamma"),
+            value("long_context"),
+            value("ttft_p99_s"),
+            value("rho_max"),
+            value("output_share"),
+            convention=self.convention,
+            relaxed=relaxed,
+            lengths=lengths,
+        )

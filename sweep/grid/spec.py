@@ -20,6 +20,7 @@ import numpy as np
 
 from sweep import validate as V
 from sweep.errors import SweepInputError
+from sweep.files import read_text
 from sweep.vocabulary import (
     BATCH_MAX,
     CONVENTIONS,
@@ -49,34 +50,82 @@ AXES = {
     "model": Axis("name", None, "profile", "model ids (catalog, alias, [models.NAME] or dense-<N>b)"),
     "tp": Axis("positive_int", None, "profile", "tensor-parallel GPUs per instance (roofline; default 1)"),
     "weight_dtype": Axis("choice", "bf16", "profile", "weight dtype (roofline)", tuple(WEIGHT_DTYPE_BYTES)),
-    "kv_dtype": Axis("choice", None, "profile", "KV-cache dtype (roofline; default = weights, int4 → bf16)", tuple(KV_DTYPE_BYTES)),
-    "gpu_memory_utilization": Axis("fraction", 0.90, "profile", "share of GPU memory vLLM may use (roofline)"),
+    "kv_dtype": Axis(
+        "choice",
+        None,
+        "profile",
+        "KV-cache dtype (roofline; default = weights, int4 → bf16)",
+        tuple(KV_DTYPE_BYTES),
+    ),
+    "gpu_memory_utilization": Axis(
+        "fraction", 0.90, "profile", "share of GPU memory vLLM may use (roofline)"
+    ),
     "kv_block_tokens": Axis("positive_int", 16, "profile", "KV block size in tokens (roofline)"),
-    "reserve_bytes": Axis("nonnegative", None, "profile", "activation/runtime reserve per GPU (physical roofline; default 4 GiB)"),
-    "prefill_chunk_tokens": Axis("positive_int", None, "profile", "chunked-prefill size (roofline; default: the GPU's)"),
-    "moe_dispatch_overhead_s": Axis("nonnegative", 0.0, "profile", "MoE dispatch time per MoE layer per step (physical roofline)"),
+    "reserve_bytes": Axis(
+        "nonnegative",
+        None,
+        "profile",
+        "activation/runtime reserve per GPU (physical roofline; default 4 GiB)",
+    ),
+    "prefill_chunk_tokens": Axis(
+        "positive_int", None, "profile", "chunked-prefill size (roofline; default: the GPU's)"
+    ),
+    "moe_dispatch_overhead_s": Axis(
+        "nonnegative", 0.0, "profile", "MoE dispatch time per MoE layer per step (physical roofline)"
+    ),
     # single-instance point axes
     "context": Axis("positive_int", None, "instance", "context window C in tokens"),
     "batch": Axis("batch", "max", "instance", 'sequences in flight: positive integers or "max" (= n_max)'),
-    "mean_length_fraction": Axis("fraction", 0.5, "instance", "mean sequence length in flight / context (paper 0.5)"),
+    "mean_length_fraction": Axis(
+        "fraction", 0.5, "instance", "mean sequence length in flight / context (paper 0.5)"
+    ),
     "load": Axis("fraction", 1.0, "instance", 'utilisation ρ when batch is "max": n = floor(ρ·n_max)'),
     # fleet axes (a grid with `topology` is a fleet grid)
     "workload": Axis("name", None, "fleet", "request-length CDF: built-in name or JSON file"),
     "topology": Axis("choice", None, "fleet", "routing topology", tuple(TOPOLOGIES)),
     "b_short": Axis("positive_int", 4096, "fleet", "short-pool context window B_short (tokens)"),
-    "gamma": Axis("at_least_one", 2.0, "fleet", "FleetOpt compression factor γ ≥ 1 (L ≤ γ·B_short → short pool)"),
+    "gamma": Axis(
+        "at_least_one", 2.0, "fleet", "FleetOpt compression factor γ ≥ 1 (L ≤ γ·B_short → short pool)"
+    ),
     "long_context": Axis("positive_int", 65536, "fleet", "long-pool context window (tokens)"),
     "arrival_rate": Axis("positive", 1000.0, "fleet", "request arrival rate λ (requests/s)"),
     "ttft_p99_s": Axis("positive", 0.5, "fleet", "P99 time-to-first-token target (s)"),
     "rho_max": Axis("open_fraction", 0.85, "fleet", "maximum utilisation per pool, in (0, 1)"),
     "output_share": Axis("open_fraction", 0.2, "fleet", "output tokens / total tokens of a request"),
 }
-ROOFLINE_ONLY = ("tp", "weight_dtype", "kv_dtype", "gpu_memory_utilization", "kv_block_tokens", "reserve_bytes",
-                 "prefill_chunk_tokens", "moe_dispatch_overhead_s")
-CORE_DIMS = {"instance": ("gpu", "model", "context", "batch"), "fleet": ("gpu", "model", "workload", "topology")}
+ROOFLINE_ONLY = (
+    "tp",
+    "weight_dtype",
+    "kv_dtype",
+    "gpu_memory_utilization",
+    "kv_block_tokens",
+    "reserve_bytes",
+    "prefill_chunk_tokens",
+    "moe_dispatch_overhead_s",
+)
+CORE_DIMS = {
+    "instance": ("gpu", "model", "context", "batch"),
+    "fleet": ("gpu", "model", "workload", "topology"),
+}
 REQUIRED = {"instance": ("gpu", "model", "context"), "fleet": ("gpu", "model", "workload", "topology")}
-TOP_KEYS = ("title", "convention", "profile", "elasticities", "uncertainty", "dtype", "chunk_points", "outputs",
-            "axes", "profiles", "gpus", "models", "gpu_catalogs", "model_catalogs", "model_configs", "power_model")
+TOP_KEYS = (
+    "title",
+    "convention",
+    "profile",
+    "elasticities",
+    "uncertainty",
+    "dtype",
+    "chunk_points",
+    "outputs",
+    "axes",
+    "profiles",
+    "gpus",
+    "models",
+    "gpu_catalogs",
+    "model_catalogs",
+    "model_configs",
+    "power_model",
+)
 
 
 @dataclass
@@ -144,7 +193,9 @@ def expand_range(where: str, key: str, table: dict) -> list:
         values = [start + i * step for i in range(count)]
         return [int(v) for v in values] if all(isinstance(v, int) for v in (start, step)) else values
     if "num" in table and spacing != "pow2":
-        num = V.range_size(where, f"{key}.num", V.number(where, f"{key}.num", table["num"], "at_least_one", True))
+        num = V.range_size(
+            where, f"{key}.num", V.number(where, f"{key}.num", table["num"], "at_least_one", True)
+        )
         if spacing == "geometric":
             V.number(where, f"{key}.start", start, "positive")
             return np.geomspace(start, stop, num).tolist()
@@ -157,9 +208,14 @@ def dense_model_name(n_params: float) -> str:
     return f"dense-{n_params / 1e9:.6g}b"
 
 
-NUMBER_KINDS = {"positive_int": ("positive", True), "fraction": ("fraction", False),
-                "open_fraction": ("open_fraction", False), "positive": ("positive", False),
-                "nonnegative": ("nonnegative", False), "at_least_one": ("at_least_one", False)}
+NUMBER_KINDS = {
+    "positive_int": ("positive", True),
+    "fraction": ("fraction", False),
+    "open_fraction": ("open_fraction", False),
+    "positive": ("positive", False),
+    "nonnegative": ("nonnegative", False),
+    "at_least_one": ("at_least_one", False),
+}
 
 
 def _validate_axis(where: str, name: str, values: list, key: str) -> list:
@@ -213,34 +269,42 @@ def _paths(where: str, spec: dict, key: str) -> list:
     return [str(Path(v) if Path(v).is_absolute() else base / v) for v in value]
 
 
-def parse(spec, where: str = "<dict>") -> GridSpec:
-    """Validate a spec dict (as read from TOML) into a `GridSpec`."""
+def _choice(where: str, spec: dict, key: str, allowed, default):
+    """The top-level option `key` (default `default`); SweepInputError unless it is one of `allowed`."""
+    value = spec.get(key, default)
+    if value not in allowed:
+        _fail(where, key, f"got {value!r}; allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _flag(where: str, spec: dict, key: str) -> bool:
+    """The top-level boolean `key` (default false); SweepInputError unless it is true or false."""
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        _fail(where, key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _check_keys(where: str, spec) -> dict:
+    """Reject a non-table spec, unknown top-level keys and unknown axes; return the [axes] table."""
     if not isinstance(spec, dict):
         raise SweepInputError(f"{where}: a grid spec must be a table/dict, got {type(spec).__name__}")
     unknown = sorted(set(spec) - set(TOP_KEYS) - set(AXES))
     if unknown:
-        raise SweepInputError(f"{where}: unknown key(s) {unknown}; allowed keys: {', '.join(TOP_KEYS + tuple(AXES))}")
+        raise SweepInputError(
+            f"{where}: unknown key(s) {unknown}; allowed keys: {', '.join(TOP_KEYS + tuple(AXES))}"
+        )
     axes_in = spec.get("axes", {})
     if not isinstance(axes_in, dict):
         _fail(where, "axes", "must be a table of axis name = list or range")
     bad_axes = sorted(set(axes_in) - set(AXES))
     if bad_axes:
         _fail(where, "axes", f"unknown axis {bad_axes}; allowed axes: {', '.join(AXES)}")
+    return axes_in
 
-    def choice(key, allowed, default):
-        value = spec.get(key, default)
-        if value not in allowed:
-            _fail(where, key, f"got {value!r}; allowed: {', '.join(map(str, allowed))}")
-        return value
 
-    def flag(key):
-        value = spec.get(key, False)
-        if not isinstance(value, bool):
-            _fail(where, key, f"must be true or false, got {value!r}")
-        return value
-
-    mode = "fleet" if ("topology" in axes_in or "topology" in spec) else "instance"
-    profile = choice("profile", PROFILE_KINDS, "calibrated")
+def _axes_and_params(where: str, spec: dict, axes_in: dict, mode: str, profile: str) -> tuple:
+    """Sort every axis of `mode` into a dimension (axes, in AXES order) or a scalar parameter (params)."""
     axes, params = {}, {}
     for name, axis in AXES.items():
         if name in axes_in and name in spec:
@@ -248,12 +312,20 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         given = name in axes_in or name in spec
         if axis.group not in ("profile", mode):
             if given:
-                other = "a fleet grid (one with `topology`)" if axis.group == "fleet" else "a single-instance grid"
+                other = (
+                    "a fleet grid (one with `topology`)"
+                    if axis.group == "fleet"
+                    else "a single-instance grid"
+                )
                 _fail(where, name, f"only applies to {other}")
             continue
         if profile == "calibrated" and name in ROOFLINE_ONLY:
             if given:
-                _fail(where, name, 'serving-config keys need profile = "roofline" (a calibrated profile has its own)')
+                _fail(
+                    where,
+                    name,
+                    'serving-config keys need profile = "roofline" (a calibrated profile has its own)',
+                )
             continue
         if name in axes_in:
             axes[name] = _axis_values(where, name, axes_in[name])
@@ -274,13 +346,32 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
     axes = {n: axes[n] for n in AXES if n in axes}
     if mode == "fleet":
         _check_fleet(where, axes, params)
+    return axes, params
 
+
+def _chunk_points(where: str, spec: dict) -> int:
+    """The `chunk_points` option: an integer >= V.MIN_CHUNK_POINTS (default DEFAULT_CHUNK_POINTS)."""
     chunk = spec.get("chunk_points", DEFAULT_CHUNK_POINTS)
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < V.MIN_CHUNK_POINTS:
-        V.fail(where, "chunk_points", f"got {chunk!r}", f"integers >= {V.MIN_CHUNK_POINTS} (points per compiled call)")
+        V.fail(
+            where,
+            "chunk_points",
+            f"got {chunk!r}",
+            f"integers >= {V.MIN_CHUNK_POINTS} (points per compiled call)",
+        )
+    return chunk
+
+
+def _title(where: str, spec: dict) -> str:
+    """The `title` option: a string (default "sweep grid")."""
     title = spec.get("title", "sweep grid")
     if not isinstance(title, str):
         _fail(where, "title", f"must be a string, got {title!r}")
+    return title
+
+
+def _tables(where: str, spec: dict) -> tuple:
+    """The inline tables (profiles, gpus, models): [[profiles]] and [gpus.NAME] / [models.NAME]."""
     profiles = spec.get("profiles", [])
     if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
         _fail(where, "profiles", "must be an array of tables ([[profiles]])")
@@ -288,27 +379,45 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         tables = spec.get(key, {})
         if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
             _fail(where, key, f"must be tables [{key}.NAME] of specs")
-    uncertainty = flag("uncertainty")
+    return profiles, spec.get("gpus", {}), spec.get("models", {})
+
+
+def _outputs(where: str, spec: dict) -> tuple:
+    """The `outputs` option: the per-point output variables to compute (empty: all)."""
     outputs = spec.get("outputs", [])
     if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
         _fail(where, "outputs", f"must be a list of output variable names, got {outputs!r}")
+    return tuple(outputs)
+
+
+def parse(spec, where: str = "<dict>") -> GridSpec:
+    """Validate a spec dict (as read from TOML) into a `GridSpec`."""
+    axes_in = _check_keys(where, spec)
+    mode = "fleet" if ("topology" in axes_in or "topology" in spec) else "instance"
+    profile = _choice(where, spec, "profile", PROFILE_KINDS, "calibrated")
+    axes, params = _axes_and_params(where, spec, axes_in, mode, profile)
+    chunk = _chunk_points(where, spec)
+    title = _title(where, spec)
+    profiles, gpus, models = _tables(where, spec)
+    uncertainty = _flag(where, spec, "uncertainty")
+    outputs = _outputs(where, spec)
     return GridSpec(
         where=where,
         mode=mode,
         axes=axes,
         params=params,
         title=title,
-        convention=choice("convention", CONVENTIONS, "physical"),
+        convention=_choice(where, spec, "convention", CONVENTIONS, "physical"),
         profile=profile,
-        elasticities=flag("elasticities") or uncertainty,
+        elasticities=_flag(where, spec, "elasticities") or uncertainty,
         uncertainty=uncertainty,
-        dtype=choice("dtype", DTYPES, "float64"),
+        dtype=_choice(where, spec, "dtype", DTYPES, "float64"),
         chunk_points=chunk,
-        power_model=choice("power_model", POWER_MODELS, "tdp_fraction"),
-        outputs=tuple(outputs),
+        power_model=_choice(where, spec, "power_model", POWER_MODELS, "tdp_fraction"),
+        outputs=outputs,
         profiles=profiles,
-        gpus=spec.get("gpus", {}),
-        models=spec.get("models", {}),
+        gpus=gpus,
+        models=models,
         gpu_catalogs=_paths(where, spec, "gpu_catalogs"),
         model_catalogs=_paths(where, spec, "model_catalogs"),
         model_configs=_paths(where, spec, "model_configs"),
@@ -329,16 +438,7 @@ def load(path) -> GridSpec:
     """Read and validate a grid TOML file."""
     where = str(path)
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise SweepInputError(f"{where}: cannot read grid file: no such file") from None
-    except IsADirectoryError:
-        raise SweepInputError(f"{where}: cannot read grid file: it is a directory") from None
-    except PermissionError:
-        raise SweepInputError(f"{where}: cannot read grid file: permission denied") from None
+        data = tomllib.loads(read_text(path, "grid file"))
     except tomllib.TOMLDecodeError as exc:
         raise SweepInputError(f"{where}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise SweepInputError(f"{where}: malformed TOML: not UTF-8 text") from None
     return parse(data, where)

@@ -27,9 +27,21 @@ from sweep.physics.architecture import ARCH_FIELDS, dense_family
 from sweep.physics.profile import CONTINUOUS_FIELDS, Profile
 
 ROOFLINE_ELASTICITY = (
-    "hbm_bandwidth_bytes_per_s", "memory_bytes", "fp16_flops", "fp8_flops", "tdp_w", "power_idle_w",
-    "power_nominal_w", "power_k", "power_x0", "gpu_memory_utilization", "reserve_bytes",
-    "bandwidth_efficiency", "layer_overhead_s", "power_idle_fraction", "power_dynamic_fraction",
+    "hbm_bandwidth_bytes_per_s",
+    "memory_bytes",
+    "fp16_flops",
+    "fp8_flops",
+    "tdp_w",
+    "power_idle_w",
+    "power_nominal_w",
+    "power_k",
+    "power_x0",
+    "gpu_memory_utilization",
+    "reserve_bytes",
+    "bandwidth_efficiency",
+    "layer_overhead_s",
+    "power_idle_fraction",
+    "power_dynamic_fraction",
 )
 DENSE_MODEL = re.compile(r"^dense-(\d+(\.\d+)?(e[+-]?\d+)?)b$", re.IGNORECASE)
 
@@ -41,7 +53,9 @@ DENSE_MODEL = re.compile(r"^dense-(\d+(\.\d+)?(e[+-]?\d+)?)b$", re.IGNORECASE)
 def calibrated_table(spec: _grid.GridSpec) -> ProfileTable:
     """Profiles for every (gpu, model) of the grid from inline tables, then the catalog."""
     gpus = default_gpu_catalog()
-    V.distinct(spec.where, "axes.gpu", spec.axes["gpu"], lambda g: gpus.resolve(g) if g in gpus else g.lower())
+    V.distinct(
+        spec.where, "axes.gpu", spec.axes["gpu"], lambda g: gpus.resolve(g) if g in gpus else g.lower()
+    )
     catalog = _calibrated.load_catalog()
     inline = {}
     for i, entry in enumerate(spec.profiles):
@@ -93,9 +107,16 @@ def _dense_entry(name: str):
 
 def _check_distinct_names(spec: _grid.GridSpec, gpus, models) -> None:
     """No two gpu (model) axis values may name the same catalog entry (case, aliases, dense-<N>b)."""
+
     def model(m):
         dense = DENSE_MODEL.match(m)
-        return _grid.dense_model_name(float(dense.group(1)) * 1e9) if dense else models.resolve(m) if m in models else m
+        return (
+            _grid.dense_model_name(float(dense.group(1)) * 1e9)
+            if dense
+            else models.resolve(m)
+            if m in models
+            else m
+        )
 
     V.distinct(spec.where, "axes.gpu", spec.axes["gpu"], lambda g: gpus.resolve(g) if g in gpus else g)
     V.distinct(spec.where, "axes.model", spec.axes["model"], model)
@@ -104,7 +125,10 @@ def _check_distinct_names(spec: _grid.GridSpec, gpus, models) -> None:
 def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
     """First-principles profiles for every combination of the grid's profile axes."""
     where = spec.where
-    (user_gpus, gpu_note), (user_models, model_note) = usable_user_catalog("gpus"), usable_user_catalog("models")
+    (user_gpus, gpu_note), (user_models, model_note) = (
+        usable_user_catalog("gpus"),
+        usable_user_catalog("models"),
+    )
     try:
         gpus = load_gpu_catalog([*user_gpus, *spec.gpu_catalogs], spec.gpus)
         models = load_model_catalog([*user_models, *spec.model_catalogs], spec.models, spec.model_configs)
@@ -117,29 +141,49 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
         point = {**spec.params, **dict(zip(names, combo))}
         try:
             g = gpus.get(point["gpu"])
-            m = _dense_entry(point["model"]) if DENSE_MODEL.match(point["model"]) else models.get(point["model"])
-            kwargs = {k: point[k] for k in ("tp", "weight_dtype", "kv_dtype", "kv_block_tokens",
-                                            "gpu_memory_utilization", "reserve_bytes", "prefill_chunk_tokens",
-                                            "moe_dispatch_overhead_s") if point.get(k) is not None}
+            m = (
+                _dense_entry(point["model"])
+                if DENSE_MODEL.match(point["model"])
+                else models.get(point["model"])
+            )
+            kwargs = {
+                k: point[k]
+                for k in (
+                    "tp",
+                    "weight_dtype",
+                    "kv_dtype",
+                    "kv_block_tokens",
+                    "gpu_memory_utilization",
+                    "reserve_bytes",
+                    "prefill_chunk_tokens",
+                    "moe_dispatch_overhead_s",
+                )
+                if point.get(k) is not None
+            }
             serving = setups.serving_config(power_model=spec.power_model, **kwargs)
             setups.check_setup(g, m, serving)
         except SweepInputError as exc:
             note = (gpu_note + model_note) if isinstance(exc, UnknownNameError) else ""
             raise SweepInputError(f"{where}: {exc}{note}") from None
         gpu_arrays, model_arrays = g.arrays(), m.arrays()
-        row = {**{f"gpu.{k}": v for k, v in gpu_arrays.items()}, **{f"model.{k}": v for k, v in model_arrays.items()},
-               **{f"serving.{k}": v for k, v in serving.items()}}
+        row = {
+            **{f"gpu.{k}": v for k, v in gpu_arrays.items()},
+            **{f"model.{k}": v for k, v in model_arrays.items()},
+            **{f"serving.{k}": v for k, v in serving.items()},
+        }
         rows.append({k: float(v) for k, v in row.items()})
         unc.append({f"gpu.{k}": _unc(g.specs.get(k)) for k in GPU_FIELDS})
         provenance[f"{g.name}/{m.name}"] = {
-            **{k: vars(v) for k, v in g.specs.items()}, **{k: vars(v) for k, v in m.arch.items()}
+            **{k: vars(v) for k, v in g.specs.items()},
+            **{k: vars(v) for k, v in m.arch.items()},
         }
     keys = sorted(set().union(*rows))
     if any(set(r) != set(keys) for r in rows):
         raise SweepInputError(f"{where}: serving keys differ between profiles; give each key for all or none")
     theta = {k: np.array([r[k] for r in rows]) for k in keys}
     elastic = tuple(k for k in (f"gpu.{n}" for n in ROOFLINE_ELASTICITY) if k in theta) + tuple(
-        k for k in (f"serving.{n}" for n in ROOFLINE_ELASTICITY) if k in theta)
+        k for k in (f"serving.{n}" for n in ROOFLINE_ELASTICITY) if k in theta
+    )
     return ProfileTable(
         categorical={n: list(spec.axes[n]) for n in names},
         theta=theta,
@@ -173,8 +217,9 @@ class RooflineDerive:
         for k, v in theta.items():
             group, name = k.split(".", 1)
             split[group][name] = v
-        return derive.derive_profile(split["gpu"], split["model"], split["serving"], convention=self.convention,
-                                      relaxed=relaxed)
+        return derive.derive_profile(
+            split["gpu"], split["model"], split["serving"], convention=self.convention, relaxed=relaxed
+        )
 
 
 def profile_table(spec: _grid.GridSpec) -> ProfileTable:

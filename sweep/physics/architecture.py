@@ -62,7 +62,6 @@ MODEL_FIELDS = ARCH_FIELDS + (
 )
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Counting (pure jnp on a dict of arrays; every function broadcasts)
 
@@ -93,8 +92,14 @@ def param_counts(m: dict, rule: str) -> dict:
         total = emb + attn + jnp.where(moe, L * (E * 3 * h * moe_i + S * 3 * h * inter), dense)
         active = emb + attn + jnp.where(moe, L * (k * 3 * h * moe_i + S * 3 * h * inter), dense)
         zero = jnp.zeros_like(total)
-        return {"total": total, "active": active, "streamed": active, "kv_proj": L * 2 * h * kvh * hd,
-                "mla_replicated": zero, "low_precision_exempt": zero}
+        return {
+            "total": total,
+            "active": active,
+            "streamed": active,
+            "kv_proj": L * 2 * h * kvh * hd,
+            "mla_replicated": zero,
+            "low_precision_exempt": zero,
+        }
     if rule != "physical":
         raise InvalidValueError(f"rule '{rule}': allowed: paper, physical")
     hd = _f(m, "head_dim")
@@ -105,7 +110,12 @@ def param_counts(m: dict, rule: str) -> dict:
     q_mla = jnp.where(q_r > 0, h * q_r + q_r + q_r * H * (nope + rope), h * H * (nope + rope))
     attn_mla = q_mla + h * (kv_r + rope) + kv_r + kv_r * H * (nope + vd) + H * vd * h
     kv_proj_gqa = 2 * h * kvh * hd
-    attn_gqa = 2 * h * H * hd + kv_proj_gqa + _f(m, "attention_bias") * (H + 2 * kvh) * hd + _f(m, "qk_norm") * 2 * hd
+    attn_gqa = (
+        2 * h * H * hd
+        + kv_proj_gqa
+        + _f(m, "attention_bias") * (H + 2 * kvh) * hd
+        + _f(m, "qk_norm") * 2 * hd
+    )
     attn = jnp.where(mla, attn_mla, attn_gqa)
     kv_proj = jnp.where(mla, 0.0, kv_proj_gqa) * L
     n_moe = jnp.where(moe, L - _f(m, "n_dense_layers"), 0.0)
@@ -122,8 +132,14 @@ def param_counts(m: dict, rule: str) -> dict:
     streamed = active - emb - head + V * h
     # vLLM keeps MLA's down-projections (q_a_proj, kv_a_proj_with_mqa) as ReplicatedLinear
     mla_replicated = jnp.where(mla, L * (h * q_r + h * (kv_r + rope)), 0.0)
-    return {"total": total, "active": active, "streamed": streamed, "kv_proj": kv_proj,
-            "mla_replicated": mla_replicated, "low_precision_exempt": emb + head + norms + n_moe * router}
+    return {
+        "total": total,
+        "active": active,
+        "streamed": streamed,
+        "kv_proj": kv_proj,
+        "mla_replicated": mla_replicated,
+        "low_precision_exempt": emb + head + norms + n_moe * router,
+    }
 
 
 def kv_bytes_per_token(m: dict, kv_dtype_bytes, rule: str):
@@ -155,9 +171,17 @@ def flops_per_token(m: dict, rule: str):
 # Dense family parameterised by parameter count (issue 3 item 6)
 
 
-
-def dense_family(n_params, *, aspect_ratio=128.0, ffn_ratio=3.5, head_dim=128.0, n_kv_heads=8.0,
-                 vocab_size=128256.0, tie_word_embeddings=False, integer=False) -> dict:
+def dense_family(
+    n_params,
+    *,
+    aspect_ratio=128.0,
+    ffn_ratio=3.5,
+    head_dim=128.0,
+    n_kv_heads=8.0,
+    vocab_size=128256.0,
+    tie_word_embeddings=False,
+    integer=False,
+) -> dict:
     """Llama-3-like dense architecture with `n_params` physical parameters (jnp; broadcasts).
 
     Scaling rule (documented choice): hidden h is the unknown; n_layers = h / aspect_ratio
@@ -172,7 +196,9 @@ def dense_family(n_params, *, aspect_ratio=128.0, ffn_ratio=3.5, head_dim=128.0,
     {'n_layers': 38.0, 'hidden_size': 5120.0}
     """
     N = jnp.asarray(n_params, jnp.float64)
-    a, r, hd, kvh, V = (jnp.asarray(x, jnp.float64) for x in (aspect_ratio, ffn_ratio, head_dim, n_kv_heads, vocab_size))
+    a, r, hd, kvh, V = (
+        jnp.asarray(x, jnp.float64) for x in (aspect_ratio, ffn_ratio, head_dim, n_kv_heads, vocab_size)
+    )
     n_emb = 1.0 if tie_word_embeddings else 2.0
 
     def count(h):
@@ -191,8 +217,13 @@ def dense_family(n_params, *, aspect_ratio=128.0, ffn_ratio=3.5, head_dim=128.0,
         L = jnp.maximum(1.0, jnp.round(L))
     m = {k: jnp.zeros_like(N) for k in MODEL_FIELDS}
     m.update(
-        n_layers=L + 0 * N, hidden_size=h, n_heads=h / hd, n_kv_heads=kvh + 0 * N, head_dim=hd + 0 * N,
-        intermediate_size=r * h, vocab_size=V + 0 * N,
+        n_layers=L + 0 * N,
+        hidden_size=h,
+        n_heads=h / hd,
+        n_kv_heads=kvh + 0 * N,
+        head_dim=hd + 0 * N,
+        intermediate_size=r * h,
+        vocab_size=V + 0 * N,
         tie_word_embeddings=jnp.full_like(N, 1.0 if tie_word_embeddings else 0.0),
         paper_moe_kernel_reference_bw=jnp.ones_like(N),
     )

@@ -24,4 +24,3 @@ def max_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
     by_slots = _intmath.floor_div(slot_tokens, context_tokens, relaxed=relaxed)
     n_max = jnp.where(p.max_slots > 0, jnp.minimum(by_kv, by_slots), by_kv)
     return jnp.maximum(n_max, p.min_concurrency)
-

@@ -95,111 +95,169 @@ def _a(d, k, default=None):
     return jnp.asarray(d[k] if k in d else default, dtype=jnp.float64)
 
 
-def derive_quantities(gpu: dict, model: dict, serving: dict, *, convention: str, relaxed: bool = False) -> dict:
-    """All Profile fields plus the intermediate quantities (params, bytes, KV tokens) as arrays."""
-    if convention not in CONVENTIONS:
-        raise InvalidValueError(f"convention '{convention}': allowed values: {', '.join(CONVENTIONS)}")
-    s = {k: _a(serving, k, v) for k, v in SERVING_DEFAULTS.items()}
-    tp, wb, kb, blk, util = s["tp"], s["weight_dtype_bytes"], s["kv_dtype_bytes"], s["kv_block_tokens"], s["gpu_memory_utilization"]
-    bw, mem = _a(gpu, "hbm_bandwidth_bytes_per_s"), _a(gpu, "memory_bytes")
-    f16, f8 = _a(gpu, "fp16_flops"), _a(gpu, "fp8_flops", jnp.nan)
-    L = _a(model, "n_layers")
-    moe = _a(model, "n_experts") > 0
-    c_cal = jnp.asarray(float(CALIBRATION_CONTEXT))
+def _paper_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
+    """The paper planner's weight/KV times, per-GPU bytes, KV divisor, reserve, compute and power terms."""
+    tp, wb, kb = s["tp"], s["weight_dtype_bytes"], s["kv_dtype_bytes"]
+    bw, L, moe = _a(gpu, "hbm_bandwidth_bytes_per_s"), _a(model, "n_layers"), _a(model, "n_experts") > 0
+    c = param_counts(model, "paper")
+    eff, ovh = PAPER_BW_EFFICIENCY, PAPER_LAYER_OVERHEAD_S
+    weights_per_gpu = c["total"] * wb / tp
+    dense_ws = weights_per_gpu / (eff * bw) + ovh * L
+    active_nominal = jnp.where(
+        _a(model, "paper_active_params", 0.0) > 0, _a(model, "paper_active_params", 0.0), c["active"]
+    )
+    ws = jnp.where(moe, active_nominal * wb / tp / bw, dense_ws)
+    h, H, kvh = _a(model, "hidden_size"), _a(model, "n_heads"), _a(model, "n_kv_heads")
+    attn_bytes_per_gpu = ((H + 2 * kvh) * (h / H) * h + h**2) * wb * L / tp
+    kernel = (
+        _a(model, "paper_moe_kernel_s_per_layer", 0.0)
+        * (_a(model, "paper_moe_kernel_reference_bw", 1.0) / bw)
+        ** _a(model, "paper_moe_kernel_bw_exponent", 0.0)
+        * L
+    )
+    pws = jnp.where(moe, kernel + attn_bytes_per_gpu / (eff * bw) + ovh * L, ws)
+    kv_tok = kv_bytes_per_token(model, kb, "paper")
+    return dict(
+        c=c,
+        weights_per_gpu=weights_per_gpu,
+        ws=ws,
+        pws=pws,
+        kv_tok=kv_tok,
+        kv_tok_gpu=kv_tok / tp,  # what H_s reads per GPU
+        kv_divisor=kv_tok,  # the planner's unsharded budget divisor
+        hs=c_cal * kv_tok / (eff * bw) / tp,
+        reserve=jnp.where(
+            tp >= 4, float(PAPER_NCCL_BYTES_TP4), jnp.where(tp >= 2, float(PAPER_NCCL_BYTES_TP2), 0.0)
+        ),
+        flops_tok=2 * c["active"] / tp,
+        peak=_a(gpu, "fp16_flops"),
+        min_conc=1.0,
+        power_model=jnp.asarray(float(TDP_FRACTION_POWER)),
+        idle_frac=PAPER_POWER_IDLE_FRACTION,
+        dyn_frac=PAPER_POWER_DYNAMIC_FRACTION,
+    )
 
-    if convention == "paper":
-        c = param_counts(model, "paper")
-        eff, ovh = PAPER_BW_EFFICIENCY, PAPER_LAYER_OVERHEAD_S
-        weights_per_gpu = c["total"] * wb / tp
-        dense_ws = weights_per_gpu / (eff * bw) + ovh * L
-        active_nominal = jnp.where(_a(model, "paper_active_params", 0.0) > 0, _a(model, "paper_active_params", 0.0), c["active"])
-        ws = jnp.where(moe, active_nominal * wb / tp / bw, dense_ws)
-        h, H, kvh = _a(model, "hidden_size"), _a(model, "n_heads"), _a(model, "n_kv_heads")
-        attn_bytes_per_gpu = ((H + 2 * kvh) * (h / H) * h + h**2) * wb * L / tp
-        kernel = _a(model, "paper_moe_kernel_s_per_layer", 0.0) * (
-            _a(model, "paper_moe_kernel_reference_bw", 1.0) / bw
-        ) ** _a(model, "paper_moe_kernel_bw_exponent", 0.0) * L
-        pws = jnp.where(moe, kernel + attn_bytes_per_gpu / (eff * bw) + ovh * L, ws)
-        kv_tok = kv_bytes_per_token(model, kb, "paper")
-        kv_tok_gpu = kv_tok / tp  # what H_s reads per GPU
-        kv_divisor = kv_tok  # the planner's unsharded budget divisor
-        hs = c_cal * kv_tok / (eff * bw) / tp
-        reserve = jnp.where(tp >= 4, float(PAPER_NCCL_BYTES_TP4), jnp.where(tp >= 2, float(PAPER_NCCL_BYTES_TP2), 0.0))
-        flops_tok = 2 * c["active"] / tp
-        peak = f16
-        min_conc, power_model = 1.0, jnp.asarray(float(TDP_FRACTION_POWER))
-        idle_frac, dyn_frac = PAPER_POWER_IDLE_FRACTION, PAPER_POWER_DYNAMIC_FRACTION
-    else:
-        c = param_counts(model, "physical")
-        eff, ovh = s["bandwidth_efficiency"], s["layer_overhead_s"]
-        lp = jnp.maximum(wb, 2.0)  # embeddings, head, norms, router stay 16-bit
-        exempt = c["low_precision_exempt"]
-        h, V = _a(model, "hidden_size"), _a(model, "vocab_size")
-        tied = _a(model, "tie_word_embeddings", 0.0) > 0
-        emb_not_read = jnp.where(tied, 0.0, V * h)  # untied: only looked-up rows are read
-        kv_proj_shards = jnp.minimum(tp, _a(model, "n_kv_heads"))
-        replicated = (c["kv_proj"] * (1 / kv_proj_shards - 1 / tp) + c["mla_replicated"] * (1 - 1 / tp)) * wb
-        weights_per_gpu = ((c["total"] - exempt) * wb + exempt * lp) / tp + replicated
-        streamed_per_gpu = ((c["streamed"] - (exempt - emb_not_read)) * wb + (exempt - emb_not_read) * lp) / tp + replicated
-        n_moe_layers = jnp.where(moe, L - _a(model, "n_dense_layers", 0.0), 0.0)
-        ws = streamed_per_gpu / (eff * bw) + ovh * L + s["moe_dispatch_overhead_s"] * n_moe_layers
-        pws = ws
-        kv_tok = kv_bytes_per_token(model, kb, "physical")
-        kv_tok_gpu = kv_tok / jnp.minimum(tp, kv_cache_heads(model))
-        kv_divisor = kv_tok_gpu
-        hs = c_cal * kv_tok_gpu / (eff * bw)
-        reserve = s["reserve_bytes"]
-        flops_tok = 2 * c["streamed"] / tp
-        peak = jnp.where(wb == 1.0, f8, f16)
-        min_conc, power_model = 0.0, s["power_model"]
-        idle_frac, dyn_frac = s["power_idle_fraction"], s["power_dynamic_fraction"]
 
-    budget = intmath.floor(util * mem, relaxed=relaxed) - weights_per_gpu - reserve
-    kv_blocks = jnp.maximum(intmath.floor_div(intmath.floor(budget, relaxed=relaxed), kv_divisor * blk,
-                                              relaxed=relaxed), 0.0)
+def _physical_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
+    """The physical convention's streamed-bytes weight time, sharded KV time, reserve, compute, power."""
+    tp, wb, kb = s["tp"], s["weight_dtype_bytes"], s["kv_dtype_bytes"]
+    bw, L, moe = _a(gpu, "hbm_bandwidth_bytes_per_s"), _a(model, "n_layers"), _a(model, "n_experts") > 0
+    c = param_counts(model, "physical")
+    eff, ovh = s["bandwidth_efficiency"], s["layer_overhead_s"]
+    lp = jnp.maximum(wb, 2.0)  # embeddings, head, norms, router stay 16-bit
+    exempt = c["low_precision_exempt"]
+    h, V = _a(model, "hidden_size"), _a(model, "vocab_size")
+    tied = _a(model, "tie_word_embeddings", 0.0) > 0
+    emb_not_read = jnp.where(tied, 0.0, V * h)  # untied: only looked-up rows are read
+    kv_proj_shards = jnp.minimum(tp, _a(model, "n_kv_heads"))
+    replicated = (c["kv_proj"] * (1 / kv_proj_shards - 1 / tp) + c["mla_replicated"] * (1 - 1 / tp)) * wb
+    weights_per_gpu = ((c["total"] - exempt) * wb + exempt * lp) / tp + replicated
+    streamed_per_gpu = (
+        (c["streamed"] - (exempt - emb_not_read)) * wb + (exempt - emb_not_read) * lp
+    ) / tp + replicated
+    n_moe_layers = jnp.where(moe, L - _a(model, "n_dense_layers", 0.0), 0.0)
+    ws = streamed_per_gpu / (eff * bw) + ovh * L + s["moe_dispatch_overhead_s"] * n_moe_layers
+    kv_tok = kv_bytes_per_token(model, kb, "physical")
+    kv_tok_gpu = kv_tok / jnp.minimum(tp, kv_cache_heads(model))
+    return dict(
+        c=c,
+        weights_per_gpu=weights_per_gpu,
+        ws=ws,
+        pws=ws,
+        kv_tok=kv_tok,
+        kv_tok_gpu=kv_tok_gpu,
+        kv_divisor=kv_tok_gpu,
+        hs=c_cal * kv_tok_gpu / (eff * bw),
+        reserve=s["reserve_bytes"],
+        flops_tok=2 * c["streamed"] / tp,
+        peak=jnp.where(wb == 1.0, _a(gpu, "fp8_flops", jnp.nan), _a(gpu, "fp16_flops")),
+        min_conc=0.0,
+        power_model=s["power_model"],
+        idle_frac=s["power_idle_fraction"],
+        dyn_frac=s["power_dynamic_fraction"],
+    )
 
+
+def _kv_budget(gpu: dict, s: dict, t: dict, relaxed: bool):
+    """KV budget bytes per GPU and KV blocks (floor(u·M) − weights − reserve) // (divisor·blk) ≥ 0."""
+    util, mem, blk = s["gpu_memory_utilization"], _a(gpu, "memory_bytes"), s["kv_block_tokens"]
+    budget = intmath.floor(util * mem, relaxed=relaxed) - t["weights_per_gpu"] - t["reserve"]
+    kv_blocks = jnp.maximum(
+        intmath.floor_div(intmath.floor(budget, relaxed=relaxed), t["kv_divisor"] * blk, relaxed=relaxed), 0.0
+    )
+    return budget, kv_blocks
+
+
+def _power_fields(gpu: dict, t: dict) -> dict:
+    """The Profile's power fields (model, logistic parameters with finite placeholders, TDP, fractions)."""
     logistic = {}
     for k, safe in zip(LOGISTIC_FIELDS, (0.0, 0.0, 1.0, 0.0)):
         v = _a(gpu, k, jnp.nan)
         logistic[k] = jnp.where(jnp.isnan(v), safe, v)  # absent → finite placeholder (no NaN grads)
+    return {
+        "power_model": t["power_model"],
+        **logistic,
+        "tdp_w": _a(gpu, "tdp_w"),
+        "power_idle_fraction": jnp.asarray(t["idle_frac"]),
+        "power_dynamic_fraction": jnp.asarray(t["dyn_frac"]),
+    }
 
+
+def _assemble(gpu: dict, serving: dict, s: dict, t: dict, c_cal, budget, kv_blocks) -> dict:
+    """Every Profile field, then the intermediate quantities, broadcast to one shape as float64 arrays."""
+    tp, blk = s["tp"], s["kv_block_tokens"]
     fields = {
-        "weight_time_s": ws,
-        "kv_time_per_seq_s": hs,
+        "weight_time_s": t["ws"],
+        "kv_time_per_seq_s": t["hs"],
         "calibration_context": c_cal,
         "kv_block_tokens": blk,
         "kv_blocks": kv_blocks,
         "max_slots": s["max_slots"],
         "tp": tp,
-        "power_model": power_model,
-        **logistic,
-        "tdp_w": _a(gpu, "tdp_w"),
-        "power_idle_fraction": jnp.asarray(idle_frac),
-        "power_dynamic_fraction": jnp.asarray(dyn_frac),
-        "power_weight_time_s": pws,
-        "flops_per_token": flops_tok,
-        "peak_flops": peak,
-        "prefill_chunk_tokens": _a(serving, "prefill_chunk_tokens") if "prefill_chunk_tokens" in serving else _a(gpu, "prefill_chunk_tokens"),
+        **_power_fields(gpu, t),
+        "power_weight_time_s": t["pws"],
+        "flops_per_token": t["flops_tok"],
+        "peak_flops": t["peak"],
+        "prefill_chunk_tokens": _a(serving, "prefill_chunk_tokens")
+        if "prefill_chunk_tokens" in serving
+        else _a(gpu, "prefill_chunk_tokens"),
         "price_per_gpu_hour": _a(gpu, "price_per_gpu_hour"),
-        "min_concurrency": jnp.asarray(min_conc),
+        "min_concurrency": jnp.asarray(t["min_conc"]),
     }
+    c = t["c"]
     q = dict(
         params_total=c["total"],
         params_active=c["active"],
         params_streamed=c["streamed"],
-        weight_bytes_per_gpu=weights_per_gpu,
-        kv_bytes_per_token=kv_tok,
-        kv_bytes_per_token_per_gpu=kv_tok_gpu,
+        weight_bytes_per_gpu=t["weights_per_gpu"],
+        kv_bytes_per_token=t["kv_tok"],
+        kv_bytes_per_token_per_gpu=t["kv_tok_gpu"],
         kv_budget_bytes_per_gpu=budget,
         kv_tokens=kv_blocks * blk,
-        reserve_bytes=reserve + 0 * tp,
+        reserve_bytes=t["reserve"] + 0 * tp,
     )
     arrays = jnp.broadcast_arrays(*[jnp.asarray(v, jnp.float64) for v in (*fields.values(), *q.values())])
     keys = (*fields, *q)
     return dict(zip(keys, arrays))
 
 
-def derive_profile(gpu: dict, model: dict, serving: dict, *, convention: str, relaxed: bool = False) -> Profile:
+def derive_quantities(
+    gpu: dict, model: dict, serving: dict, *, convention: str, relaxed: bool = False
+) -> dict:
+    """All Profile fields plus the intermediate quantities (params, bytes, KV tokens) as arrays."""
+    if convention not in CONVENTIONS:
+        raise InvalidValueError(f"convention '{convention}': allowed values: {', '.join(CONVENTIONS)}")
+    s = {k: _a(serving, k, v) for k, v in SERVING_DEFAULTS.items()}
+    c_cal = jnp.asarray(float(CALIBRATION_CONTEXT))
+    terms = _paper_terms if convention == "paper" else _physical_terms
+    t = terms(gpu, model, s, c_cal)
+    budget, kv_blocks = _kv_budget(gpu, s, t, relaxed)
+    return _assemble(gpu, serving, s, t, c_cal, budget, kv_blocks)
+
+
+def derive_profile(
+    gpu: dict, model: dict, serving: dict, *, convention: str, relaxed: bool = False
+) -> Profile:
     """Profile of (gpu, model, serving) dicts of arrays under `convention` ("paper" | "physical").
 
     Pure JAX, broadcasts over any shapes; see the module docstring for every equation.

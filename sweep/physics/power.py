@@ -43,5 +43,8 @@ def gpu_power_w(profile: Profile, concurrency, mean_length_tokens, *, relaxed: b
     """
     if logistic_w is None:
         logistic_w = logistic_power_w(profile, concurrency, relaxed=relaxed)
-    return jnp.where(profile.power_model == LOGISTIC_POWER, logistic_w,
-                     tdp_fraction_power_w(profile, concurrency, mean_length_tokens))
+    return jnp.where(
+        profile.power_model == LOGISTIC_POWER,
+        logistic_w,
+        tdp_fraction_power_w(profile, concurrency, mean_length_tokens),
+    )

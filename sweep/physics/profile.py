@@ -26,7 +26,12 @@ from sweep.vocabulary import POWER_MODELS
 
 LOGISTIC_POWER = POWER_MODELS["logistic"]
 TDP_FRACTION_POWER = POWER_MODELS["tdp_fraction"]
-LOGISTIC_FIELDS = ("power_idle_w", "power_nominal_w", "power_k", "power_x0")  # the logistic curve's parameters
+LOGISTIC_FIELDS = (
+    "power_idle_w",
+    "power_nominal_w",
+    "power_k",
+    "power_x0",
+)  # the logistic curve's parameters
 
 
 class Profile(NamedTuple):
@@ -63,7 +68,7 @@ class Profile(NamedTuple):
     min_concurrency: jax.Array  # floor on n_max (paper planner clamps roofline profiles to 1); 0 = none
 
     @classmethod
-    def from_mapping(cls, values: dict, dtype=None) -> "Profile":
+    def from_mapping(cls, values: dict, dtype=None) -> Profile:
         """Build a profile from a mapping with every field; values become arrays of `dtype`."""
         dtype = dtype or jnp.result_type(float)
         return cls(**{f: jnp.asarray(values[f], dtype=dtype) for f in cls._fields})

@@ -40,4 +40,3 @@ def compute_bound(profile: Profile, concurrency, mean_length_tokens):
     return (
         compute_time_s(profile, concurrency) > memory_time_s(profile, concurrency, mean_length_tokens)
     ).astype(jnp.int8)
-

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tomli_w
 
 from sweep.catalogs.gpus import get_gpu
 from sweep.catalogs.llms import (
@@ -14,7 +15,7 @@ from sweep.catalogs.llms import (
     import_hf_config,
     load_model_catalog,
     model_arrays,
-    model_toml,
+    model_table,
 )
 from sweep.catalogs.setups import serving_config
 from sweep.errors import MissingFieldError, SweepInputError, UnknownNameError
@@ -26,8 +27,17 @@ from sweep.physics.architecture import (
 )
 from sweep.physics.derive import derive_profile
 
-IDS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b",
-       "qwen3-235b-a22b", "deepseek-v3", "mixtral-8x7b"]
+IDS = [
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "qwen3-8b",
+    "qwen3-32b",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "deepseek-v3",
+    "mixtral-8x7b",
+]
 
 
 def counts(name, rule):
@@ -51,7 +61,11 @@ def test_unknown_model_suggests():
 def test_paper_rule_parameter_counts():
     # docs/models.md §2: vocab·h + L·(2h² + 2h·kvh·(h/H)) + L·3·h·I (dense) / L·E·3·h·I_moe (MoE).
     # 8B: 128256·4096 + 32·(2·4096² + 2·4096·8·128) + 32·3·4096·14336
-    assert counts("llama-3.1-8b", "paper")["total"] == 525_336_576 + 1_342_177_280 + 5_637_144_576 == 7_504_658_432
+    assert (
+        counts("llama-3.1-8b", "paper")["total"]
+        == 525_336_576 + 1_342_177_280 + 5_637_144_576
+        == 7_504_658_432
+    )
     # 70B: 1_050_673_152 + 80·150_994_944 + 80·704_643_072
     assert counts("llama-3.1-70b", "paper")["total"] == 69_501_714_432
     assert round(counts("llama-3.1-405b", "paper")["total"] / 1e9, 2) == 403.75
@@ -123,31 +137,73 @@ def test_paper_kernel_data_comes_from_the_data_file():
 
 HF = {
     "llama-3.1-70b": {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192,
-        "intermediate_size": 28672, "num_attention_heads": 64, "num_hidden_layers": 80,
-        "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
-        "max_position_embeddings": 131072, "rope_theta": 500000.0, "torch_dtype": "bfloat16",
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_attention_heads": 64,
+        "num_hidden_layers": 80,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 131072,
+        "rope_theta": 500000.0,
+        "torch_dtype": "bfloat16",
     },
     "qwen3-235b-a22b": {
-        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 4096,
-        "intermediate_size": 12288, "moe_intermediate_size": 1536, "num_attention_heads": 64,
-        "num_hidden_layers": 94, "num_key_value_heads": 4, "head_dim": 128, "num_experts": 128,
-        "num_experts_per_tok": 8, "decoder_sparse_step": 1, "mlp_only_layers": [], "vocab_size": 151936,
-        "tie_word_embeddings": False, "max_position_embeddings": 40960,
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "model_type": "qwen3_moe",
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "moe_intermediate_size": 1536,
+        "num_attention_heads": 64,
+        "num_hidden_layers": 94,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+        "vocab_size": 151936,
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 40960,
     },
     "deepseek-v3": {
-        "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 7168,
-        "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_attention_heads": 128,
-        "num_hidden_layers": 61, "num_key_value_heads": 128, "n_routed_experts": 256, "n_shared_experts": 1,
-        "num_experts_per_tok": 8, "first_k_dense_replace": 3, "kv_lora_rank": 512, "q_lora_rank": 1536,
-        "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128, "vocab_size": 129280,
-        "tie_word_embeddings": False, "max_position_embeddings": 163840, "num_nextn_predict_layers": 1,
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        "hidden_size": 7168,
+        "intermediate_size": 18432,
+        "moe_intermediate_size": 2048,
+        "num_attention_heads": 128,
+        "num_hidden_layers": 61,
+        "num_key_value_heads": 128,
+        "n_routed_experts": 256,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 8,
+        "first_k_dense_replace": 3,
+        "kv_lora_rank": 512,
+        "q_lora_rank": 1536,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128,
+        "v_head_dim": 128,
+        "vocab_size": 129280,
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 163840,
+        "num_nextn_predict_layers": 1,
     },
     "mixtral-8x7b": {
-        "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 4096,
-        "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32,
-        "num_key_value_heads": 8, "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 32000,
-        "tie_word_embeddings": False, "max_position_embeddings": 32768,
+        "architectures": ["MixtralForCausalLM"],
+        "model_type": "mixtral",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 8,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+        "vocab_size": 32000,
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 32768,
     },
 }
 
@@ -173,7 +229,7 @@ def test_hf_import_round_trip(tmp_path, name):
     assert float(p_imp.kv_blocks) > 0
     # saved as TOML and reloaded as a user catalog file
     toml = tmp_path / "user_models.toml"
-    toml.write_text(model_toml(imported))
+    toml.write_text(tomli_w.dumps({"models": {imported.name: model_table(imported)}}))
     cat = load_model_catalog(extra_files=[toml])
     again = cat.get(f"my-{name}")
     for k in ra:
@@ -210,7 +266,9 @@ def test_hf_import_missing_required_field(tmp_path):
 
 def test_user_model_missing_field_inline():
     with pytest.raises(MissingFieldError, match="vocab_size"):
-        load_model_catalog(inline={"m": {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "intermediate_size": 128}})
+        load_model_catalog(
+            inline={"m": {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "intermediate_size": 128}}
+        )
 
 
 # ---------------------------------------------------------------------------------------------

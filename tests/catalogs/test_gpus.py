@@ -60,15 +60,24 @@ def test_provenance_quality_and_uncertainty():
             assert g.specs[key].source
     assert "141 GB" in get_gpu("H200").specs["memory_bytes"].source  # vendor/paper discrepancy recorded
     # logistic power only where measured
-    assert h100.has_logistic_power and (h100.value("power_idle_w"), h100.value("power_nominal_w")) == (300, 600)
+    assert h100.has_logistic_power and (h100.value("power_idle_w"), h100.value("power_nominal_w")) == (
+        300,
+        600,
+    )
     assert (h100.value("power_k"), h100.value("power_x0")) == (1.0, 4.2)
     assert not b200.has_logistic_power
 
 
 @pytest.mark.parametrize(
     "alias, canon",
-    [("H100-SXM5", "H100"), ("h100", "H100"), ("A100-SXM-80GB", "A100"), ("b200-sxm", "B200"),
-     ("H200-SXM", "H200"), ("gb200", "GB200")],
+    [
+        ("H100-SXM5", "H100"),
+        ("h100", "H100"),
+        ("A100-SXM-80GB", "A100"),
+        ("b200-sxm", "B200"),
+        ("H200-SXM", "H200"),
+        ("gb200", "GB200"),
+    ],
 )
 def test_aliases_case_insensitive(alias, canon):
     assert get_gpu(alias).name == canon
@@ -102,8 +111,17 @@ price_per_gpu_hour = 4.5
 prefill_chunk_tokens = 1024
 """
     )
-    inline = {"H100": {"memory_bytes": 80 * GIB, "hbm_bandwidth_bytes_per_s": 3.0e12, "fp16_flops": 900e12,
-                       "tdp_w": 600, "price_per_gpu_hour": 3.0, "prefill_chunk_tokens": 512, "quality": "projected"}}
+    inline = {
+        "H100": {
+            "memory_bytes": 80 * GIB,
+            "hbm_bandwidth_bytes_per_s": 3.0e12,
+            "fp16_flops": 900e12,
+            "tdp_w": 600,
+            "price_per_gpu_hour": 3.0,
+            "prefill_chunk_tokens": 512,
+            "quality": "projected",
+        }
+    }
     cat = load_gpu_catalog(extra_files=[f], inline=inline)
     mi = cat.get("amd-mi300x")
     assert mi.name == "MI300X" and mi.value("fp8_flops") == 2615e12
@@ -116,8 +134,14 @@ prefill_chunk_tokens = 1024
 
 
 def test_bad_user_gpu_entries(tmp_path):
-    base = {"memory_bytes": 80 * GIB, "hbm_bandwidth_bytes_per_s": 3e12, "fp16_flops": 1e15, "tdp_w": 700,
-            "price_per_gpu_hour": 1.0, "prefill_chunk_tokens": 1024}
+    base = {
+        "memory_bytes": 80 * GIB,
+        "hbm_bandwidth_bytes_per_s": 3e12,
+        "fp16_flops": 1e15,
+        "tdp_w": 700,
+        "price_per_gpu_hour": 1.0,
+        "prefill_chunk_tokens": 1024,
+    }
     missing = {k: v for k, v in base.items() if k != "hbm_bandwidth_bytes_per_s"}
     with pytest.raises(MissingFieldError, match="hbm_bandwidth_bytes_per_s"):
         load_gpu_catalog(inline={"X": missing})

@@ -41,7 +41,7 @@ def elastic(request):
     return request.param, sweep.run(roofline_spec(request.param))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _relaxed_tpw(convention: str):
     """tokens/W of the relaxed model: derive_profile(relaxed) → evaluate(relaxed); jit-compiled."""
 
@@ -92,7 +92,13 @@ def _finite_difference_elasticities(convention, gpu_name, model_name, tp, parame
 def test_reported_parameters(elastic):
     convention, ds = elastic
     names = list(ds.parameter.values)
-    for expected in ("hbm_bandwidth_bytes_per_s", "memory_bytes", "fp16_flops", "tdp_w", "gpu_memory_utilization"):
+    for expected in (
+        "hbm_bandwidth_bytes_per_s",
+        "memory_bytes",
+        "fp16_flops",
+        "tdp_w",
+        "gpu_memory_utilization",
+    ):
         assert expected in names
     assert ds.elasticity.dims[0] == "parameter"
     assert "relaxation" in ds.attrs["elasticity_method"]
@@ -127,7 +133,9 @@ def test_every_elasticity_matches_central_differences(elastic, gpu):
                 err = np.abs(got - fd[p]) / np.maximum(1.0, np.abs(fd[p]))
                 if not np.all(err < TOL):
                     failures.append((model, tp, p, got.tolist(), fd[p].tolist()))
-    assert not failures, f"{convention}/{gpu}: elasticity != finite difference (model, tp, parameter, got, fd): {failures}"
+    assert not failures, (
+        f"{convention}/{gpu}: elasticity != finite difference (model, tp, parameter, got, fd): {failures}"
+    )
 
 
 def test_memory_moves_tokens_per_watt_at_full_concurrency(elastic):
@@ -144,10 +152,20 @@ def test_memory_moves_tokens_per_watt_at_full_concurrency(elastic):
 
 
 def test_405b_fp16_tp8_on_h100_is_infeasible():
-    ds = sweep.run({
-        "convention": "physical", "profile": "roofline", "tp": 8, "weight_dtype": "fp16",
-        "axes": {"gpu": ["H100", "H200"], "model": ["llama-3.1-405b"], "context": [8192], "batch": [4, "max"]},
-    })
+    ds = sweep.run(
+        {
+            "convention": "physical",
+            "profile": "roofline",
+            "tp": 8,
+            "weight_dtype": "fp16",
+            "axes": {
+                "gpu": ["H100", "H200"],
+                "model": ["llama-3.1-405b"],
+                "context": [8192],
+                "batch": [4, "max"],
+            },
+        }
+    )
     h100 = ds.sel(gpu="H100", model="llama-3.1-405b")
     assert int(h100.feasible.item()) == 0
     assert int(h100.max_concurrency.item()) == 0
@@ -160,12 +178,16 @@ def test_405b_fp16_tp8_on_h100_is_infeasible():
 
 
 def test_physical_power_counts_every_gpu():
-    spec = {"profile": "roofline", "tp": 8, "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"],
-                                                      "context": [8192], "batch": [16]}}
+    spec = {
+        "profile": "roofline",
+        "tp": 8,
+        "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [8192], "batch": [16]},
+    }
     ds = sweep.run({**spec, "convention": "physical"})
     np.testing.assert_allclose(ds.instance_power.values, 8 * ds.gpu_power.values, rtol=1e-12)
-    np.testing.assert_allclose(ds.tokens_per_watt.values, ds.tokens_per_second.values / ds.instance_power.values,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        ds.tokens_per_watt.values, ds.tokens_per_second.values / ds.instance_power.values, rtol=1e-12
+    )
 
 
 LLAMA_8B_CONFIG = {
@@ -189,8 +211,9 @@ def test_imported_config_matches_catalog_model(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(LLAMA_8B_CONFIG))
     axes = {"gpu": ["H100"], "tp": [1, 2], "context": [4096, 32768], "batch": [8, "max"]}
-    imported = sweep.run({"profile": "roofline", "model_configs": [str(path)],
-                          "axes": {**axes, "model": ["my-llama-8b"]}})
+    imported = sweep.run(
+        {"profile": "roofline", "model_configs": [str(path)], "axes": {**axes, "model": ["my-llama-8b"]}}
+    )
     catalog = sweep.run({"profile": "roofline", "axes": {**axes, "model": ["llama-3.1-8b"]}})
     assert list(imported.model.values) == ["my-llama-8b"]
     for var in ("max_concurrency", "tokens_per_second", "gpu_power", "tokens_per_watt"):
@@ -198,16 +221,25 @@ def test_imported_config_matches_catalog_model(tmp_path):
 
 
 H100_LIKE = {
-    "memory_bytes": 85899345920, "hbm_bandwidth_bytes_per_s": 3.35e12, "fp16_flops": 989e12,
-    "fp8_flops": 1978e12, "tdp_w": 700, "price_per_gpu_hour": 4.02, "prefill_chunk_tokens": 1024,
+    "memory_bytes": 85899345920,
+    "hbm_bandwidth_bytes_per_s": 3.35e12,
+    "fp16_flops": 989e12,
+    "fp8_flops": 1978e12,
+    "tdp_w": 700,
+    "price_per_gpu_hour": 4.02,
+    "prefill_chunk_tokens": 1024,
 }
 
 
 def test_inline_gpu():
     axes = {"model": ["llama-3.1-8b"], "context": [8192], "batch": [8, "max"]}
-    ds = sweep.run({"profile": "roofline",
-                    "gpus": {"X100": H100_LIKE, "X200": {**H100_LIKE, "hbm_bandwidth_bytes_per_s": 6.7e12}},
-                    "axes": {**axes, "gpu": ["H100", "X100", "X200"]}})
+    ds = sweep.run(
+        {
+            "profile": "roofline",
+            "gpus": {"X100": H100_LIKE, "X200": {**H100_LIKE, "hbm_bandwidth_bytes_per_s": 6.7e12}},
+            "axes": {**axes, "gpu": ["H100", "X100", "X200"]},
+        }
+    )
     assert list(ds.gpu.values) == ["H100", "X100", "X200"]
     for var in ("max_concurrency", "tokens_per_second", "tokens_per_watt"):
         np.testing.assert_allclose(ds[var].sel(gpu="X100").values, ds[var].sel(gpu="H100").values, rtol=1e-12)
@@ -216,26 +248,51 @@ def test_inline_gpu():
 
 
 def test_dense_family_names_and_range():
-    ds = sweep.run({"profile": "roofline", "tp": 8,
-                    "axes": {"gpu": ["H100"], "model": ["dense-13b", "llama-3.1-70b"], "context": [8192],
-                             "batch": [4, "max"]}})
+    ds = sweep.run(
+        {
+            "profile": "roofline",
+            "tp": 8,
+            "axes": {
+                "gpu": ["H100"],
+                "model": ["dense-13b", "llama-3.1-70b"],
+                "context": [8192],
+                "batch": [4, "max"],
+            },
+        }
+    )
     assert list(ds.model.values) == ["dense-13b", "llama-3.1-70b"]
     tpw = ds.tokens_per_watt.sel(gpu="H100", context=8192)
     assert np.isfinite(tpw.values).all()
     assert (tpw.sel(model="dense-13b") > tpw.sel(model="llama-3.1-70b")).all()
 
-    ranged = sweep.run({"profile": "roofline", "tp": 8,
-                        "axes": {"gpu": ["H100"], "context": [8192], "batch": [4],
-                                 "model": {"dense_params": {"start": 1e9, "stop": 1e11, "num": 3,
-                                                            "spacing": "geometric"}}}})
+    ranged = sweep.run(
+        {
+            "profile": "roofline",
+            "tp": 8,
+            "axes": {
+                "gpu": ["H100"],
+                "context": [8192],
+                "batch": [4],
+                "model": {"dense_params": {"start": 1e9, "stop": 1e11, "num": 3, "spacing": "geometric"}},
+            },
+        }
+    )
     assert list(ranged.model.values) == ["dense-1b", "dense-10b", "dense-100b"]
     values = ranged.tokens_per_watt.sel(gpu="H100", context=8192, batch=4).values
     assert np.all(np.diff(values) < 0), values  # bigger models: fewer tokens per joule
     # a range-generated name is the same model as the literal name
-    literal = sweep.run({"profile": "roofline", "tp": 8,
-                         "axes": {"gpu": ["H100"], "context": [8192], "batch": [4], "model": ["dense-10b"]}})
-    np.testing.assert_allclose(literal.tokens_per_watt.values.ravel(),
-                               ranged.tokens_per_watt.sel(model=["dense-10b"]).values.ravel(), rtol=1e-12)
+    literal = sweep.run(
+        {
+            "profile": "roofline",
+            "tp": 8,
+            "axes": {"gpu": ["H100"], "context": [8192], "batch": [4], "model": ["dense-10b"]},
+        }
+    )
+    np.testing.assert_allclose(
+        literal.tokens_per_watt.values.ravel(),
+        ranged.tokens_per_watt.sel(model=["dense-10b"]).values.ravel(),
+        rtol=1e-12,
+    )
 
 
 def _error(spec) -> str:
@@ -249,24 +306,37 @@ def _error(spec) -> str:
 
 def test_fp8_on_a100_is_refused(tmp_path):
     grid = tmp_path / "fp8.toml"
-    grid.write_text('profile = "roofline"\nweight_dtype = "fp8"\n[axes]\ngpu = ["A100"]\n'
-                    'model = ["llama-3.1-8b"]\ncontext = [8192]\n')
+    grid.write_text(
+        'profile = "roofline"\nweight_dtype = "fp8"\n[axes]\ngpu = ["A100"]\n'
+        'model = ["llama-3.1-8b"]\ncontext = [8192]\n'
+    )
     message = _error(grid)
     assert str(grid) in message
     assert "weight_dtype" in message and "A100" in message and "bf16" in message
     # fp8 on H100 is fine
-    sweep.run({"profile": "roofline", "weight_dtype": "fp8",
-               "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "context": [8192]}})
+    sweep.run(
+        {
+            "profile": "roofline",
+            "weight_dtype": "fp8",
+            "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "context": [8192]},
+        }
+    )
 
 
 def test_tp_not_dividing_heads_is_refused():
-    message = _error({"profile": "roofline", "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"],
-                                                      "tp": [1, 3], "context": [8192]}})
+    message = _error(
+        {
+            "profile": "roofline",
+            "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "tp": [1, 3], "context": [8192]},
+        }
+    )
     assert "tp" in message and "llama-3.1-8b" in message
     assert "allowed tp: 1, 2, 4, 8" in message
 
 
 def test_unknown_gpu_suggests_close_names():
-    message = _error({"profile": "roofline", "axes": {"gpu": ["H10O"], "model": ["llama-3.1-8b"], "context": [8192]}})
+    message = _error(
+        {"profile": "roofline", "axes": {"gpu": ["H10O"], "model": ["llama-3.1-8b"], "context": [8192]}}
+    )
     assert "H10O" in message
     assert "did you mean" in message and "H100" in message.split("? known")[0]

@@ -8,11 +8,20 @@ from tests import reference
 
 
 def profile(**over):
-    return Profile.from_mapping({**LOGISTIC_DEFAULTS, **reference.H100, "prefill_chunk_tokens": 1024,
-                                 "price_per_gpu_hour": 0.0, **over})
+    return Profile.from_mapping(
+        {
+            **LOGISTIC_DEFAULTS,
+            **reference.H100,
+            "prefill_chunk_tokens": 1024,
+            "price_per_gpu_hour": 0.0,
+            **over,
+        }
+    )
 
 
-@pytest.mark.parametrize("context", [1, 15, 16, 17, 1000, 2048, 4096, 8191, 8192, 8193, 65536, 131072, 1 << 20])
+@pytest.mark.parametrize(
+    "context", [1, 15, 16, 17, 1000, 2048, 4096, 8191, 8192, 8193, 65536, 131072, 1 << 20]
+)
 def test_matches_scalar_reference(context):
     p = profile()
     assert float(max_concurrency(p, jnp.float64(context))) == reference.n_max(reference.H100, context)

@@ -9,8 +9,16 @@ import sweep
 from sweep.cli import main
 from sweep.errors import SweepWarning
 
-CONFIG = {"hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8,
-          "num_hidden_layers": 16, "vocab_size": 128256, "tie_word_embeddings": True, "head_dim": 64}
+CONFIG = {
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "num_hidden_layers": 16,
+    "vocab_size": 128256,
+    "tie_word_embeddings": True,
+    "head_dim": 64,
+}
 ROOFLINE = {"profile": "roofline", "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "context": [8192]}}
 
 
@@ -68,13 +76,19 @@ def test_corrupt_user_catalog_is_skipped_unless_a_grid_needs_it(tmp_path, home, 
     with pytest.warns(SweepWarning) as caught:
         assert float(sweep.run(ROOFLINE).tokens_per_watt.squeeze()) > 0
     messages = sorted(str(w.message) for w in caught)
-    assert [m.startswith(f"user catalog skipped: catalog file '{home / kind}") and "line 2" in m
-            for m, kind in zip(messages, ("gpus.toml", "models.toml"))] == [True, True]
+    assert [
+        m.startswith(f"user catalog skipped: catalog file '{home / kind}") and "line 2" in m
+        for m, kind in zip(messages, ("gpus.toml", "models.toml"))
+    ] == [True, True]
     grid = tmp_path / "grid.toml"
-    grid.write_text('profile = "roofline"\n[axes]\ngpu = ["H100"]\nmodel = ["llama-3.1-8b"]\ncontext = [8192]\n')
+    grid.write_text(
+        'profile = "roofline"\n[axes]\ngpu = ["H100"]\nmodel = ["llama-3.1-8b"]\ncontext = [8192]\n'
+    )
     assert main(["run", str(grid), "-q"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all(e.startswith("sweep: warning: user catalog skipped: catalog file") for e in err)
+    assert len(err) == 2 and all(
+        e.startswith("sweep: warning: user catalog skipped: catalog file") for e in err
+    )
     assert main(["list", "models"]) == 0
     out = capsys.readouterr()
     assert "llama-3.1-8b" in out.out and str(home / "models.toml") in out.err and "line 2" in out.err

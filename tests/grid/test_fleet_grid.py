@@ -82,8 +82,17 @@ def test_bad_fleet_input_through_run(tmp_path, case):
         assert "azur" in message and "lmsys" in message  # names the allowed workloads
 
 
-@pytest.mark.parametrize("case", ["b_short_ge_long_context", "gamma_below_one", "rho_max_one", "arrival_rate_zero",
-                                  "unknown_workload", "malformed_cdf"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "b_short_ge_long_context",
+        "gamma_below_one",
+        "rho_max_one",
+        "arrival_rate_zero",
+        "unknown_workload",
+        "malformed_cdf",
+    ],
+)
 def test_bad_fleet_input_through_cli(tmp_path, capsys, case):
     path = bad_grid(tmp_path, case)
     out = tmp_path / "out.nc"
@@ -114,7 +123,9 @@ def test_user_cdf_file_relative_to_grid(tmp_path, monkeypatch):
     ds = sweep.run(path)
     assert list(ds.workload.values) == ["azure", "mine.json", "short.json"]
     for var in ("fleet_tokens_per_watt", "instances", "fleet_power"):
-        np.testing.assert_array_equal(ds[var].sel(workload="mine.json").values, ds[var].sel(workload="azure").values)
+        np.testing.assert_array_equal(
+            ds[var].sel(workload="mine.json").values, ds[var].sel(workload="azure").values
+        )
     # every request of `short.json` fits the 4096 short pool: routing sends nothing to the long pool
     pool = ds.sel(workload="short.json", topology="pool")
     assert float(pool.traffic_share.sel(pool="long").squeeze()) == 0.0
@@ -132,10 +143,20 @@ REL_STEP = 1e-6
 
 @pytest.fixture(scope="module")
 def fleet_elastic():
-    return sweep.run({
-        "convention": "paper", "elasticities": True, "arrival_rate": 1000.0, "b_short": 4096,
-        "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ELASTIC_TOPOLOGIES},
-    })
+    return sweep.run(
+        {
+            "convention": "paper",
+            "elasticities": True,
+            "arrival_rate": 1000.0,
+            "b_short": 4096,
+            "axes": {
+                "gpu": ["H100"],
+                "model": ["llama-3.1-70b"],
+                "workload": ["azure"],
+                "topology": ELASTIC_TOPOLOGIES,
+            },
+        }
+    )
 
 
 def test_fleet_elasticities_match_finite_differences(fleet_elastic):
@@ -153,8 +174,21 @@ def test_fleet_elasticities_match_finite_differences(fleet_elastic):
 
     @jax.jit
     def relaxed(profile, topology):
-        return fleet_metrics(profile, workload, 1000.0, topology, 4096.0, 2.0, 65536.0, 0.5, 0.85, 0.2,
-                             convention="paper", relaxed=True, lengths="planner")["fleet_tokens_per_watt"]
+        return fleet_metrics(
+            profile,
+            workload,
+            1000.0,
+            topology,
+            4096.0,
+            2.0,
+            65536.0,
+            0.5,
+            0.85,
+            0.2,
+            convention="paper",
+            relaxed=True,
+            lengths="planner",
+        )["fleet_tokens_per_watt"]
 
     failures = []
     for topology in ELASTIC_TOPOLOGIES:
@@ -168,8 +202,9 @@ def test_fleet_elasticities_match_finite_differences(fleet_elastic):
     assert not failures, failures
     # P is homogeneous of degree 1 in (P_idle, P_nom) and instance counts do not depend on power
     e = ds.elasticity.sel(gpu="H100", model="llama-3.1-70b", workload="azure")
-    np.testing.assert_allclose((e.sel(parameter="power_idle_w") + e.sel(parameter="power_nominal_w")).values,
-                               -1.0, rtol=1e-9)
+    np.testing.assert_allclose(
+        (e.sel(parameter="power_idle_w") + e.sel(parameter="power_nominal_w")).values, -1.0, rtol=1e-9
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,13 +212,21 @@ def test_fleet_elasticities_match_finite_differences(fleet_elastic):
 
 
 def test_physical_fleet_power_is_tp_times_paper():
-    spec = {"arrival_rate": 1000.0, "b_short": 4096,
-            "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "workload": ["azure", "lmsys"],
-                     "topology": ["homogeneous", "pool", "fleetopt"]}}
+    spec = {
+        "arrival_rate": 1000.0,
+        "b_short": 4096,
+        "axes": {
+            "gpu": ["H100", "B200"],
+            "model": ["llama-3.1-70b"],
+            "workload": ["azure", "lmsys"],
+            "topology": ["homogeneous", "pool", "fleetopt"],
+        },
+    }
     paper = sweep.run({**spec, "convention": "paper"})
     physical = sweep.run({**spec, "convention": "physical"})
     same = (paper.instances == physical.instances).all("pool") & (
-        paper.active_sequences == physical.active_sequences).all("pool")
+        paper.active_sequences == physical.active_sequences
+    ).all("pool")
     assert int(same.sum()) >= 4  # homogeneous at least
     assert bool(same.sel(topology="homogeneous").all())
     tp = 8
@@ -193,9 +236,14 @@ def test_physical_fleet_power_is_tp_times_paper():
     out_ratio = (paper.fleet_output_tokens_per_second / physical.fleet_output_tokens_per_second).where(same)
     np.testing.assert_allclose((tpw_ratio / out_ratio).values[same.values], tp, rtol=1e-12)
     # per pool as well, wherever a pool's own count and load agree
-    pool_same = (paper.instances == physical.instances) & (paper.active_sequences == physical.active_sequences) & (
-        paper.instances > 0)
-    np.testing.assert_allclose((physical.pool_power / paper.pool_power).values[pool_same.values], tp, rtol=1e-12)
+    pool_same = (
+        (paper.instances == physical.instances)
+        & (paper.active_sequences == physical.active_sequences)
+        & (paper.instances > 0)
+    )
+    np.testing.assert_allclose(
+        (physical.pool_power / paper.pool_power).values[pool_same.values], tp, rtol=1e-12
+    )
     assert physical.attrs["convention"] == "physical" and paper.attrs["convention"] == "paper"
 
 
@@ -210,16 +258,33 @@ def test_roofline_fleet_elasticities_match_finite_differences():
     from sweep.fleet.workload import load_workload
     from sweep.grid.tables import roofline_table
 
-    spec_dict = {"convention": "physical", "profile": "roofline", "tp": 8, "elasticities": True,
-                 "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["pool"]}}
+    spec_dict = {
+        "convention": "physical",
+        "profile": "roofline",
+        "tp": 8,
+        "elasticities": True,
+        "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["pool"]},
+    }
     ds = sweep.run(spec_dict)
     table = roofline_table(as_spec(spec_dict))
     workload = load_workload("azure")
 
     def relaxed(theta):
         profile = table.derive({k: jnp.asarray(v) for k, v in theta.items()}, True)
-        out = fleet_metrics(profile, workload, 1000.0, POOL_ROUTING, 4096.0, 2.0, 65536.0, 0.5, 0.85, 0.2,
-                            convention="physical", relaxed=True)
+        out = fleet_metrics(
+            profile,
+            workload,
+            1000.0,
+            POOL_ROUTING,
+            4096.0,
+            2.0,
+            65536.0,
+            0.5,
+            0.85,
+            0.2,
+            convention="physical",
+            relaxed=True,
+        )
         return float(np.asarray(out["fleet_tokens_per_watt"]).squeeze())
 
     base = relaxed(table.theta)
@@ -240,9 +305,19 @@ def test_roofline_fleet_elasticities_match_finite_differences():
 
 def test_zero_fleet_tokens_per_watt_has_nan_elasticity():
     # homogeneous pool at a 4M-token window: no sequence fits, fleet tokens/W = 0, elasticities NaN
-    ds = sweep.run({"elasticities": True, "arrival_rate": 100.0,
-                    "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"],
-                             "topology": ["homogeneous", "pool"], "long_context": [65536, 1 << 22]}})
+    ds = sweep.run(
+        {
+            "elasticities": True,
+            "arrival_rate": 100.0,
+            "axes": {
+                "gpu": ["H100"],
+                "model": ["llama-3.1-70b"],
+                "workload": ["azure"],
+                "topology": ["homogeneous", "pool"],
+                "long_context": [65536, 1 << 22],
+            },
+        }
+    )
     zero = ds.fleet_tokens_per_watt == 0
     assert bool(zero.sel(topology="homogeneous", long_context=1 << 22).squeeze()) and int(zero.sum()) == 1
     assert np.isnan(ds.elasticity.where(zero)).sum() == ds.elasticity.where(zero).size
@@ -251,15 +326,45 @@ def test_zero_fleet_tokens_per_watt_has_nan_elasticity():
 
 def test_meets_slo_flags_missed_targets(tmp_path, capsys):
     # ttft_p99_s = 1e-9 cannot be met (P99 TTFT 0.008-0.05 s) and nothing said so
-    axes = {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["homogeneous", "pool"],
-            "ttft_p99_s": [1e-9, 0.5]}
+    axes = {
+        "gpu": ["H100"],
+        "model": ["llama-3.1-70b"],
+        "workload": ["azure"],
+        "topology": ["homogeneous", "pool"],
+        "ttft_p99_s": [1e-9, 0.5],
+    }
     ds = sweep.run({"axes": axes})
     assert ds.meets_slo.dtype == np.int8 and ds.meets_slo.attrs["flag_meanings"] == "misses_slo meets_slo"
-    np.testing.assert_array_equal(ds.meets_slo.values, (ds.ttft_p99 <= ds.ttft_p99_s).astype(np.int8)
-                                  .transpose(*ds.meets_slo.dims).values)
-    assert int(ds.meets_slo.sel(ttft_p99_s=1e-9).sum()) == 0 and int(ds.meets_slo.sel(ttft_p99_s=0.5).sum()) == 2
+    np.testing.assert_array_equal(
+        ds.meets_slo.values,
+        (ds.ttft_p99 <= ds.ttft_p99_s).astype(np.int8).transpose(*ds.meets_slo.dims).values,
+    )
+    assert (
+        int(ds.meets_slo.sel(ttft_p99_s=1e-9).sum()) == 0 and int(ds.meets_slo.sel(ttft_p99_s=0.5).sum()) == 2
+    )
     grid = tmp_path / "slo.toml"
-    grid.write_text('ttft_p99_s = 1e-9\n[axes]\ngpu = ["H100"]\nmodel = ["llama-3.1-70b"]\nworkload = ["azure"]\n'
-                    'topology = ["pool"]\n')
+    grid.write_text(
+        'ttft_p99_s = 1e-9\n[axes]\ngpu = ["H100"]\nmodel = ["llama-3.1-70b"]\nworkload = ["azure"]\n'
+        'topology = ["pool"]\n'
+    )
     assert main(["run", str(grid), "-q"]) == 0
     assert "sweep: warning: 1 of 1 fleet points miss their P99 TTFT target" in capsys.readouterr().err
+
+
+def test_fleet_instance_counts_do_not_depend_on_dtype():
+    """Integer outputs of fleet grids are evaluated in float64 whatever `dtype` stores (issue #8 case 7)."""
+    spec = {
+        "convention": "paper",
+        "axes": {
+            "gpu": ["H100", "B200"],
+            "model": ["llama-3.1-70b"],
+            "workload": ["azure", "lmsys"],
+            "topology": ["homogeneous", "pool", "fleetopt"],
+            "b_short": [1536, 4096],
+            "arrival_rate": [10.0, 333.0, 1000.0, 7777.0],
+        },
+    }
+    ds64, ds32 = sweep.run(spec), sweep.run({**spec, "dtype": "float32"})
+    assert ds32.fleet_tokens_per_watt.dtype == np.float32
+    np.testing.assert_array_equal(ds32.instances.values, ds64.instances.values.astype(np.float32))
+    np.testing.assert_array_equal(ds32.meets_slo.values, ds64.meets_slo.values)

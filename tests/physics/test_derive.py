@@ -94,7 +94,9 @@ def test_paper_qwen3_moe_override_and_power_weight_time():
 def test_paper_profile_fields():
     p = paper("H100", "llama-3.1-70b", 8)
     assert float(p.kv_blocks) == 11353  # (floor(0.9·80 GiB) − 139.0 GB/8 − 392 MiB) // (327680·16)
-    assert float(p.kv_blocks) == (int(0.9 * 80 * GIB) - 69_501_714_432 * 2 / 8 - 411_041_792) // (327_680 * 16)
+    assert float(p.kv_blocks) == (int(0.9 * 80 * GIB) - 69_501_714_432 * 2 / 8 - 411_041_792) // (
+        327_680 * 16
+    )
     assert float(p.calibration_context) == 4096 and float(p.max_slots) == 0
     assert float(p.min_concurrency) == 1 and float(p.power_model) == 1
     assert float(p.power_idle_fraction) == float(p.power_dynamic_fraction) == 0.43
@@ -165,8 +167,13 @@ def test_physical_405b_fp16_on_8xh100_is_infeasible():
     m = metrics(p, convention="physical")
     assert m["feasible"] == 0 and np.isnan(m["tokens_per_watt"])
     # fp8 weights fit
-    assert metrics(profile_for("H100", "llama-3.1-405b", convention="physical", tp=8, weight_dtype="fp8"),
-                   convention="physical")["feasible"] == 1
+    assert (
+        metrics(
+            profile_for("H100", "llama-3.1-405b", convention="physical", tp=8, weight_dtype="fp8"),
+            convention="physical",
+        )["feasible"]
+        == 1
+    )
 
 
 def test_physical_qwen3_uses_head_dim_128_and_replicates_kv_heads():
@@ -179,7 +186,9 @@ def test_physical_qwen3_uses_head_dim_128_and_replicates_kv_heads():
 
 
 def test_physical_mla_latent_cache_is_replicated():
-    q = quantities_for("B200", "deepseek-v3", convention="physical", tp=8, weight_dtype="fp8", kv_dtype="bf16")
+    q = quantities_for(
+        "B200", "deepseek-v3", convention="physical", tp=8, weight_dtype="fp8", kv_dtype="bf16"
+    )
     assert float(q["kv_bytes_per_token"]) == float(q["kv_bytes_per_token_per_gpu"]) == 61 * 576 * 2
     p = profile_for("B200", "deepseek-v3", convention="physical", tp=8, weight_dtype="fp8")
     assert float(p.peak_flops) == 4500e12  # fp8 weights → fp8 FLOPS
@@ -189,7 +198,8 @@ def test_physical_mla_latent_cache_is_replicated():
     exempt = 2 * 129280 * 7168 + 61 * 2 * 7168 + 7168 + 58 * 7168 * 256  # emb, head, norms, router
     replicated = 61 * (7168 * 1536 + 7168 * 576)
     assert float(q["weight_bytes_per_gpu"]) == pytest.approx(
-        ((total - exempt) * 1 + exempt * 2) / 8 + replicated * 1 * (1 - 1 / 8), rel=1e-15)
+        ((total - exempt) * 1 + exempt * 2) / 8 + replicated * 1 * (1 - 1 / 8), rel=1e-15
+    )
 
 
 def test_physical_consistent_moe_weight_time_and_dispatch_overhead():
@@ -200,11 +210,17 @@ def test_physical_consistent_moe_weight_time_and_dispatch_overhead():
     kv_proj_extra = 94 * 2 * 4096 * 4 * 128 * 2 * (1 / 4 - 1 / 8)
     want = (streamed * 2 / 8 + kv_proj_extra) / (0.8 * 3.35e12) + 3e-6 * 94
     assert float(base["weight_time_s"]) == pytest.approx(want, rel=1e-12)
-    extra = quantities_for("H100", "qwen3-235b-a22b", convention="physical", tp=8, moe_dispatch_overhead_s=10e-6)
+    extra = quantities_for(
+        "H100", "qwen3-235b-a22b", convention="physical", tp=8, moe_dispatch_overhead_s=10e-6
+    )
     assert float(extra["weight_time_s"] - base["weight_time_s"]) == pytest.approx(94 * 10e-6, rel=1e-9)
-    ds = quantities_for("B200", "deepseek-v3", convention="physical", tp=8, weight_dtype="fp8", moe_dispatch_overhead_s=10e-6)
+    ds = quantities_for(
+        "B200", "deepseek-v3", convention="physical", tp=8, weight_dtype="fp8", moe_dispatch_overhead_s=10e-6
+    )
     ds0 = quantities_for("B200", "deepseek-v3", convention="physical", tp=8, weight_dtype="fp8")
-    assert float(ds["weight_time_s"] - ds0["weight_time_s"]) == pytest.approx(58 * 10e-6, rel=1e-9)  # 61 − 3 dense
+    assert float(ds["weight_time_s"] - ds0["weight_time_s"]) == pytest.approx(
+        58 * 10e-6, rel=1e-9
+    )  # 61 − 3 dense
 
 
 def test_physical_fp8_keeps_embeddings_at_16_bit():
@@ -237,14 +253,20 @@ def test_jit_and_vmap():
         a, b = f(g, m, s, convention=conv), derive_profile(g, m, s, convention=conv)
         assert all(float(x) == float(y) for x, y in zip(a, b))
     bws = jnp.array([2e12, 3.35e12, 8e12])
-    v = jax.vmap(lambda bw: derive_profile({**g, "hbm_bandwidth_bytes_per_s": bw}, m, s, convention="paper"))(bws)
+    v = jax.vmap(lambda bw: derive_profile({**g, "hbm_bandwidth_bytes_per_s": bw}, m, s, convention="paper"))(
+        bws
+    )
     assert v.weight_time_s.shape == (3,)
     assert float(v.weight_time_s[1]) == float(derive_profile(g, m, s, convention="paper").weight_time_s)
 
 
 def test_vectorised_table_matches_rows():
-    rows = [("A100", "llama-3.1-8b", 1), ("H100", "llama-3.1-70b", 8), ("B200", "qwen3-235b-a22b", 8),
-            ("GB200", "deepseek-v3", 8)]
+    rows = [
+        ("A100", "llama-3.1-8b", 1),
+        ("H100", "llama-3.1-70b", 8),
+        ("B200", "qwen3-235b-a22b", 8),
+        ("GB200", "deepseek-v3", 8),
+    ]
     gpus = gpu_arrays([get_gpu(g) for g, _, _ in rows])
     models = model_arrays([get_model(m) for _, m, _ in rows])
     servs = stack([serving_config(tp=tp) for _, _, tp in rows])
@@ -284,18 +306,40 @@ def _fd(f, x, rel=1e-5):
         ("H100", "llama-3.1-70b", "paper", dict(tp=8), SPECS),
         ("H100", "qwen3-235b-a22b", "paper", dict(tp=8), SPECS),
         ("B200", "llama-3.1-8b", "physical", dict(tp=1), SPECS),
-        ("B200", "deepseek-v3", "physical", dict(tp=8, weight_dtype="fp8"), SPECS[:2] + ("fp8_flops", "tdp_w")),
-        ("H100", "llama-3.1-70b", "physical", dict(tp=8, power_model="logistic"),
-         ("hbm_bandwidth_bytes_per_s", "memory_bytes", "power_idle_w", "power_nominal_w", "power_k", "power_x0")),
+        (
+            "B200",
+            "deepseek-v3",
+            "physical",
+            dict(tp=8, weight_dtype="fp8"),
+            SPECS[:2] + ("fp8_flops", "tdp_w"),
+        ),
+        (
+            "H100",
+            "llama-3.1-70b",
+            "physical",
+            dict(tp=8, power_model="logistic"),
+            (
+                "hbm_bandwidth_bytes_per_s",
+                "memory_bytes",
+                "power_idle_w",
+                "power_nominal_w",
+                "power_k",
+                "power_x0",
+            ),
+        ),
     ],
 )
 def test_gradients_match_finite_differences(gpu, model, convention, serving, keys):
     g0, f = _tpw(gpu, model, convention, **serving)
     for key in keys:
         x = g0[key]
-        grad = float(jax.grad(lambda v: f(key, v))(x))
-        _, tangent = jax.jvp(lambda v: f(key, v), (x,), (jnp.ones_like(x),))
-        fd = float(_fd(lambda v: f(key, v), x))
+
+        def f_key(v, key=key):
+            return f(key, v)
+
+        grad = float(jax.grad(f_key)(x))
+        _, tangent = jax.jvp(f_key, (x,), (jnp.ones_like(x),))
+        fd = float(_fd(f_key, x))
         assert grad != 0.0, key
         assert grad == pytest.approx(fd, rel=1e-6), key
         assert float(tangent) == pytest.approx(grad, rel=1e-12), key
@@ -329,7 +373,11 @@ def test_tp_must_divide_heads():
 
 
 def test_dtype_and_serving_validation():
-    assert (weight_dtype_bytes("BF16"), weight_dtype_bytes("fp8"), weight_dtype_bytes("int4")) == (2.0, 1.0, 0.5)
+    assert (weight_dtype_bytes("BF16"), weight_dtype_bytes("fp8"), weight_dtype_bytes("int4")) == (
+        2.0,
+        1.0,
+        0.5,
+    )
     assert kv_dtype_bytes("fp16") == 2.0
     with pytest.raises(InvalidValueError, match="weight_dtype 'fp4': allowed values: bf16, fp16, fp8, int4"):
         weight_dtype_bytes("fp4")
@@ -341,4 +389,6 @@ def test_dtype_and_serving_validation():
     with pytest.raises(InvalidValueError, match="tp"):
         serving_config(tp=0)
     with pytest.raises(InvalidValueError, match="convention 'exact'"):
-        derive_profile(get_gpu("H100").arrays(), get_model("llama-3.1-8b").arrays(), serving_config(), convention="exact")
+        derive_profile(
+            get_gpu("H100").arrays(), get_model("llama-3.1-8b").arrays(), serving_config(), convention="exact"
+        )

@@ -19,6 +19,7 @@ from sweep.cli import main
 from sweep.errors import SweepInputError
 from sweep.output import write_netcdf
 
+
 def temps(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".sweep-"))
 
@@ -33,12 +34,15 @@ def make_socket(path):
     return s
 
 
-@pytest.mark.parametrize("make, kind", [
-    (lambda p: p.mkdir(), "a directory"),
-    (lambda p: os.mkfifo(p), "a FIFO"),
-    (make_socket, "a socket"),
-    (lambda p: p.symlink_to("/dev/null"), "a character device"),
-])
+@pytest.mark.parametrize(
+    "make, kind",
+    [
+        (lambda p: p.mkdir(), "a directory"),
+        (lambda p: os.mkfifo(p), "a FIFO"),
+        (make_socket, "a socket"),
+        (lambda p: p.symlink_to("/dev/null"), "a character device"),
+    ],
+)
 def test_only_regular_files_are_replaced(tmp_path, capsys, make, kind, small_grid):
     target = tmp_path / "out.nc"
     keep = make(target)
@@ -82,13 +86,18 @@ def test_target_is_checked_again_at_write_time(tmp_path, monkeypatch):
     assert temps(tmp_path) == []
 
 
-@pytest.mark.parametrize("error, free, cause", [
-    (RuntimeError("NetCDF: HDF error"), 0, "no space left on device"),  # what netCDF4 raises on ENOSPC
-    (OSError(errno.ENOSPC, "No space left on device"), 1 << 40, "no space left on device"),
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), 1 << 40, "disk quota exceeded"),
-    (PermissionError(errno.EACCES, "Permission denied"), 1 << 40, "permission denied"),
-])
-def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(tmp_path, monkeypatch, capsys, error, free, cause, small_grid):
+@pytest.mark.parametrize(
+    "error, free, cause",
+    [
+        (RuntimeError("NetCDF: HDF error"), 0, "no space left on device"),  # what netCDF4 raises on ENOSPC
+        (OSError(errno.ENOSPC, "No space left on device"), 1 << 40, "no space left on device"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), 1 << 40, "disk quota exceeded"),
+        (PermissionError(errno.EACCES, "Permission denied"), 1 << 40, "permission denied"),
+    ],
+)
+def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(
+    tmp_path, monkeypatch, capsys, error, free, cause, small_grid
+):
     target = tmp_path / "out.nc"
     target.write_text("old")
     seen = []
@@ -120,8 +129,10 @@ def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path, capsys, small_
             path.write_text("partial")
         assert main(["run", small_grid, "-o", str(tmp_path / "out.nc"), "-q"]) == 0
         err = capsys.readouterr().err
-        assert err == (f"sweep: warning: removed 1 temporary file(s) left in {tmp_path} by killed sweep runs: "
-                       f"{stale.name}\n")
+        assert err == (
+            f"sweep: warning: removed 1 temporary file(s) left in {tmp_path} by killed sweep runs: "
+            f"{stale.name}\n"
+        )
         assert temps(tmp_path) == sorted([running.name, elsewhere.name])
         assert (tmp_path / "out.nc").exists()
     finally:

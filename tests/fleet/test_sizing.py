@@ -16,14 +16,30 @@ from sweep.physics.profile import LOGISTIC_DEFAULTS, Profile
 def calibrated(gpu: str) -> Profile:
     """docs/models.md §2 calibrated profiles (Llama-3.1-70B, TP8)."""
     if gpu == "H100":
-        d = dict(weight_time_s=4.0e-3, kv_time_per_seq_s=0.32e-3, kv_blocks=65536, max_slots=256,
-                 power_idle_w=300.0, power_nominal_w=600.0, power_x0=4.2, prefill_chunk_tokens=1024,
-                 price_per_gpu_hour=4.02)
+        d = dict(
+            weight_time_s=4.0e-3,
+            kv_time_per_seq_s=0.32e-3,
+            kv_blocks=65536,
+            max_slots=256,
+            power_idle_w=300.0,
+            power_nominal_w=600.0,
+            power_x0=4.2,
+            prefill_chunk_tokens=1024,
+            price_per_gpu_hour=4.02,
+        )
     else:
         w_s, h_s = 2.95491e-3, 0.32e-3 * 3.35 / 8.0
-        d = dict(weight_time_s=w_s, kv_time_per_seq_s=h_s, kv_blocks=171936, max_slots=671,
-                 power_idle_w=430.0, power_nominal_w=860.0, power_x0=math.log2(w_s / h_s),
-                 prefill_chunk_tokens=2048, price_per_gpu_hour=8.00)
+        d = dict(
+            weight_time_s=w_s,
+            kv_time_per_seq_s=h_s,
+            kv_blocks=171936,
+            max_slots=671,
+            power_idle_w=430.0,
+            power_nominal_w=860.0,
+            power_x0=math.log2(w_s / h_s),
+            prefill_chunk_tokens=2048,
+            price_per_gpu_hour=8.00,
+        )
     d.update(calibration_context=8192, kv_block_tokens=16, tp=8, power_k=1.0, **LOGISTIC_DEFAULTS)
     return Profile.from_mapping(d)
 
@@ -50,8 +66,20 @@ PLANNER_CONVERGED = {
 
 def table3(workload: str, gpu: str, lengths: str, convention: str = "paper", relaxed: bool = False):
     fn = jax.jit(
-        lambda p, wl: fleet_metrics(p, wl, 1000.0, TOPOLOGIES, B_SHORT[workload], 2.0, 65536, 0.5, 0.85,
-                                    convention=convention, lengths=lengths, relaxed=relaxed)
+        lambda p, wl: fleet_metrics(
+            p,
+            wl,
+            1000.0,
+            TOPOLOGIES,
+            B_SHORT[workload],
+            2.0,
+            65536,
+            0.5,
+            0.85,
+            convention=convention,
+            lengths=lengths,
+            relaxed=relaxed,
+        )
     )
     out = fn(calibrated(gpu), load_workload(workload))
     return {k: np.asarray(v) for k, v in out.items()}
@@ -59,8 +87,12 @@ def table3(workload: str, gpu: str, lengths: str, convention: str = "paper", rel
 
 @pytest.fixture(scope="module")
 def results():
-    return {(w, g, m): table3(w, g, m) for w in ("azure", "lmsys") for g in ("H100", "B200")
-            for m in ("exact", "planner")}
+    return {
+        (w, g, m): table3(w, g, m)
+        for w in ("azure", "lmsys")
+        for g in ("H100", "B200")
+        for m in ("exact", "planner")
+    }
 
 
 @pytest.mark.parametrize("gpu", ["H100", "B200"])
@@ -94,7 +126,9 @@ def test_exact_routing_conventions(results):
         for g in ("H100", "B200"):
             ex, pl = results[w, g, "exact"], results[w, g, "planner"]
             # homogeneous: no sub-CDF, no compression -> identical
-            np.testing.assert_allclose(ex["fleet_tokens_per_watt"][0], pl["fleet_tokens_per_watt"][0], rtol=1e-12)
+            np.testing.assert_allclose(
+                ex["fleet_tokens_per_watt"][0], pl["fleet_tokens_per_watt"][0], rtol=1e-12
+            )
             # short pools are routed identically in both modes
             np.testing.assert_allclose(ex["instances"][1:, 0], pl["instances"][1:, 0])
             # pool routing: the true long pool (L > b_short) needs at least as many instances
@@ -127,7 +161,9 @@ def test_broadcasting_and_vmap():
     out = fleet_metrics(p, wl, rates, TOPOLOGIES[None, :], 4096.0)
     assert out["instances"].shape == (3, 3, 2)
     assert out["fleet_tokens_per_watt"].shape == (3, 3)
-    vm = jax.jit(jax.vmap(lambda t: fleet_metrics(p, wl, 1000.0, t, 4096.0)["fleet_tokens_per_watt"]))(TOPOLOGIES)
+    vm = jax.jit(jax.vmap(lambda t: fleet_metrics(p, wl, 1000.0, t, 4096.0)["fleet_tokens_per_watt"]))(
+        TOPOLOGIES
+    )
     np.testing.assert_allclose(vm, out["fleet_tokens_per_watt"][2], rtol=1e-12)
 
 
@@ -139,7 +175,10 @@ def test_slo_growth_integer_is_minimal():
     n = float(tight["instances"][1])
     assert n > float(loose["instances"][1])
     e_s, scv = float(tight["mean_service_time"][1]), float(tight["service_scv"][1])
-    wait = lambda k: float(mgc_wait_quantile_s(k * 16, 1000.0, 1.0 / e_s, scv))  # n_max(64K) = 16
+
+    def wait(k):
+        return float(mgc_wait_quantile_s(k * 16, 1000.0, 1.0 / e_s, scv))  # n_max(64K) = 16
+
     assert wait(n) <= 0.05 < wait(n - 1)
 
 
@@ -152,7 +191,9 @@ def test_relaxed_gradient_matches_finite_difference(ttft, rho_max, topology):
 
     def f(values):
         prof = base._replace(**dict(zip(fields, values)))
-        out = fleet_metrics(prof, wl, 1000.0, topology, 4096.0, ttft_p99_s=ttft, rho_max=rho_max, relaxed=True)
+        out = fleet_metrics(
+            prof, wl, 1000.0, topology, 4096.0, ttft_p99_s=ttft, rho_max=rho_max, relaxed=True
+        )
         return out["fleet_tokens_per_watt"]
 
     x0 = [getattr(base, k) for k in fields]
@@ -160,11 +201,13 @@ def test_relaxed_gradient_matches_finite_difference(ttft, rho_max, topology):
     f_jit = jax.jit(f)
     for i, name in enumerate(fields):
         h = 1e-6 * float(x0[i])
-        up = list(x0); up[i] = x0[i] + h
-        dn = list(x0); dn[i] = x0[i] - h
+        up, dn = list(x0), list(x0)
+        up[i], dn[i] = x0[i] + h, x0[i] - h
         fd = (float(f_jit(up)) - float(f_jit(dn))) / (2 * h)
         assert np.isfinite(float(grads[i])), name
-        np.testing.assert_allclose(float(grads[i]), fd, rtol=1e-5, atol=1e-12 * abs(float(f_jit(x0))) / h, err_msg=name)
+        np.testing.assert_allclose(
+            float(grads[i]), fd, rtol=1e-5, atol=1e-12 * abs(float(f_jit(x0))) / h, err_msg=name
+        )
 
 
 def test_relaxed_close_to_integer():

@@ -1,4 +1,4 @@
-"""Optimum routing split (issue 4 item 5): grid search and gradient refinement (sweep.optimize)."""
+"""Optimum routing split (issue 4 item 5): grid search and gradient refinement (sweep.optimizer)."""
 
 import itertools
 
@@ -10,7 +10,7 @@ import xarray as xr
 import sweep
 from sweep.errors import SweepWarning
 from sweep.fleet.sizing import FLEETOPT, TOPOLOGIES
-from sweep.optimize import FleetProblem, optimize, refine
+from sweep.optimizer import FleetProblem, optimize, refine
 
 B_SHORT = [1024, 2048, 4096, 8192]
 GAMMA = [1.0, 1.5, 2.0, 3.0]
@@ -20,10 +20,22 @@ TIGHT = 0.02  # s: below the prefill time of the long pools of several splits
 def table3_spec(ttft=0.5, workloads=("azure", "lmsys"), **axes):
     """Paper Table 3 setup (H100, Llama-3.1-70B, λ = 1000 req/s) with b_short and γ swept."""
     return {
-        "title": "optimum split test", "convention": "paper", "profile": "calibrated", "arrival_rate": 1000.0,
-        "ttft_p99_s": ttft, "rho_max": 0.85, "long_context": 65536,
-        "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": list(workloads),
-                 "topology": ["homogeneous", "pool", "fleetopt"], "b_short": B_SHORT, "gamma": GAMMA, **axes},
+        "title": "optimum split test",
+        "convention": "paper",
+        "profile": "calibrated",
+        "arrival_rate": 1000.0,
+        "ttft_p99_s": ttft,
+        "rho_max": 0.85,
+        "long_context": 65536,
+        "axes": {
+            "gpu": ["H100"],
+            "model": ["llama-3.1-70b"],
+            "workload": list(workloads),
+            "topology": ["homogeneous", "pool", "fleetopt"],
+            "b_short": B_SHORT,
+            "gamma": GAMMA,
+            **axes,
+        },
     }
 
 
@@ -51,7 +63,9 @@ def brute_force(ds):
     rows = {}
     for combo in itertools.product(*(range(ds.sizes[d]) for d in group)):
         sel = dict(zip(group, combo))
-        target = float(ds.ttft_p99_s[sel["ttft_p99_s"]]) if "ttft_p99_s" in sel else float(ds.attrs["ttft_p99_s"])
+        target = (
+            float(ds.ttft_p99_s[sel["ttft_p99_s"]]) if "ttft_p99_s" in sel else float(ds.attrs["ttft_p99_s"])
+        )
         best, arg = -np.inf, None
         homogeneous = np.nan
         for t, b, g in itertools.product(*(range(ds.sizes[d]) for d in ("topology", "b_short", "gamma"))):
@@ -105,11 +119,20 @@ def test_table3_optimum_is_routed_with_gain_over_two(loose):
         assert float(o.gain_over_homogeneous) > 2.0
         np.testing.assert_equal(
             float(o.homogeneous_fleet_tokens_per_watt),
-            float(loose.fleet_tokens_per_watt.sel(gpu="H100", workload=workload, topology="homogeneous")
-                  .isel(b_short=0, gamma=0).squeeze()))
+            float(
+                loose.fleet_tokens_per_watt.sel(gpu="H100", workload=workload, topology="homogeneous")
+                .isel(b_short=0, gamma=0)
+                .squeeze()
+            ),
+        )
         # the reported instances are those of the optimum
-        point = loose.sel(gpu="H100", workload=workload, topology=o.best_topology.item(),
-                          b_short=int(o.best_b_short), gamma=float(o.best_gamma))
+        point = loose.sel(
+            gpu="H100",
+            workload=workload,
+            topology=o.best_topology.item(),
+            b_short=int(o.best_b_short),
+            gamma=float(o.best_gamma),
+        )
         np.testing.assert_array_equal(o.best_instances.values, point.instances.values.squeeze())
 
 
@@ -124,18 +147,29 @@ def test_slo_exclusion(slo_grid):
     tight_ttft = slo_grid.ttft_p99.sel(ttft_p99_s=TIGHT)
     for w in ("azure", "lmsys"):
         lo = loose.sel(workload=w, gpu="H100", model="llama-3.1-70b")
-        at = tight_ttft.sel(workload=w, gpu="H100", topology=lo.best_topology.item(),
-                            b_short=int(lo.best_b_short), gamma=float(lo.best_gamma))
+        at = tight_ttft.sel(
+            workload=w,
+            gpu="H100",
+            topology=lo.best_topology.item(),
+            b_short=int(lo.best_b_short),
+            gamma=float(lo.best_gamma),
+        )
         if float(at.squeeze()) > TIGHT:
             assert float(tight.best_fleet_tokens_per_watt.sel(workload=w).squeeze()) < float(
-                lo.best_fleet_tokens_per_watt)
+                lo.best_fleet_tokens_per_watt
+            )
 
 
 def test_no_feasible_point_gives_none_and_nan(loose):
     out = optimize(loose.assign_attrs(ttft_p99_s=1e-4))  # below every pool's prefill time
     assert np.all(out.best_topology == "none")
-    for name in ("best_fleet_tokens_per_watt", "best_b_short", "best_gamma", "homogeneous_fleet_tokens_per_watt",
-                 "gain_over_homogeneous"):
+    for name in (
+        "best_fleet_tokens_per_watt",
+        "best_b_short",
+        "best_gamma",
+        "homogeneous_fleet_tokens_per_watt",
+        "gain_over_homogeneous",
+    ):
         assert np.all(np.isnan(out[name])), name
     assert np.all(out.feasible_points == 0)
 
@@ -166,12 +200,17 @@ def test_refined_never_worse_than_grid_and_confirmed_by_engine(refined):
     # independent check: the engine (sweep.run) at the refined points of the loose-SLO groups
     lo = r.sel(ttft_p99_s=0.5, gpu="H100", model="llama-3.1-70b")
     spec = table3_spec(0.5)
-    spec["axes"].update(topology=["fleetopt"], b_short=sorted({int(b) for b in lo.refined_b_short.values}),
-                        gamma=sorted({float(g) for g in lo.refined_gamma.values}))
+    spec["axes"].update(
+        topology=["fleetopt"],
+        b_short=sorted({int(b) for b in lo.refined_b_short.values}),
+        gamma=sorted({float(g) for g in lo.refined_gamma.values}),
+    )
     engine = sweep.run(spec)
     for w in ("azure", "lmsys"):
         o = lo.sel(workload=w)
-        v = engine.fleet_tokens_per_watt.sel(workload=w, b_short=int(o.refined_b_short), gamma=float(o.refined_gamma))
+        v = engine.fleet_tokens_per_watt.sel(
+            workload=w, b_short=int(o.refined_b_short), gamma=float(o.refined_gamma)
+        )
         np.testing.assert_allclose(float(v.squeeze()), float(o.refined_fleet_tokens_per_watt), rtol=1e-12)
 
 
@@ -193,8 +232,11 @@ def test_exact_evaluation_matches_engine(problem, slo_grid):
     """refine's exact re-evaluation is the engine's model: same values at the grid points."""
     b = np.array(B_SHORT, dtype=float)
     ex = problem.exact(TOPOLOGIES["fleetopt"], b[None, :], 3.0)
-    ref = slo_grid.fleet_tokens_per_watt.sel(topology="fleetopt", gamma=3.0).transpose(
-        *problem.group_dims, "b_short").values.reshape(problem.n_groups, -1)
+    ref = (
+        slo_grid.fleet_tokens_per_watt.sel(topology="fleetopt", gamma=3.0)
+        .transpose(*problem.group_dims, "b_short")
+        .values.reshape(problem.n_groups, -1)
+    )
     np.testing.assert_allclose(ex["fleet_tokens_per_watt"], ref, rtol=1e-12)
 
 
@@ -231,7 +273,9 @@ def test_tight_slo_binds_in_the_relaxation(problem):
 @pytest.fixture(scope="module")
 def wide_gamma():
     """A grid offering γ up to 64: without a bound the optimum ran to γ = 16-64 (a 6x "gain")."""
-    return sweep.run(table3_spec(0.5, workloads=("azure",), b_short=[2048, 4096], gamma=[1.5, 2.0, 8.0, 64.0]))
+    return sweep.run(
+        table3_spec(0.5, workloads=("azure",), b_short=[2048, 4096], gamma=[1.5, 2.0, 8.0, 64.0])
+    )
 
 
 def test_gamma_never_beyond_max_compression(wide_gamma):

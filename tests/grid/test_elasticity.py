@@ -29,8 +29,15 @@ def result():
 
 def relaxed_tpw(values: dict, context, batch, load, convention="paper"):
     profile = Profile.from_mapping(values)
-    out = evaluate(profile, jnp.float64(context), jnp.float64(batch), 0.5, jnp.float64(load),
-                   convention=convention, relaxed=True)
+    out = evaluate(
+        profile,
+        jnp.float64(context),
+        jnp.float64(batch),
+        0.5,
+        jnp.float64(load),
+        convention=convention,
+        relaxed=True,
+    )
     return float(out["tokens_per_watt"])
 
 
@@ -54,8 +61,16 @@ def test_every_elasticity_matches_central_differences(result, gpu):
                     down = relaxed_tpw({**values, key: theta * (1 - h)}, context, batch, load)
                     base = relaxed_tpw(values, context, batch, load)
                     fd = (up - down) / (2 * h) / base
-                    got = float(result.elasticity.sel(parameter=key, gpu=gpu, model="llama-3.1-70b",
-                                                      context=context, batch=batch, load=load))
+                    got = float(
+                        result.elasticity.sel(
+                            parameter=key,
+                            gpu=gpu,
+                            model="llama-3.1-70b",
+                            context=context,
+                            batch=batch,
+                            load=load,
+                        )
+                    )
                     err = abs(got - fd) / max(1.0, abs(fd))
                     worst = max(worst, err)
                     assert err < 1e-6, (key, context, batch, load, got, fd)
@@ -74,8 +89,12 @@ def test_known_closed_forms(result):
 
 
 def test_infeasible_points_have_nan_elasticity():
-    ds = sweep.run({"elasticities": True, "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"],
-                                                   "context": [8192, 1 << 22]}})
+    ds = sweep.run(
+        {
+            "elasticities": True,
+            "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [8192, 1 << 22]},
+        }
+    )
     assert np.isfinite(ds.elasticity.sel(context=8192)).all()
     assert np.isnan(ds.elasticity.sel(context=1 << 22)).all()
 
@@ -83,9 +102,18 @@ def test_infeasible_points_have_nan_elasticity():
 def test_zero_tokens_per_watt_has_nan_elasticity():
     # load·n_max < 1 at batch "max": floor(load·n_max) = 0 sequences, tokens/W = 0, ln 0 undefined
     # (the relaxed model gave finite elasticities there)
-    ds = sweep.run({"elasticities": True, "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"],
-                                                   "context": [3000, 100000], "batch": ["max", 5],
-                                                   "load": [0.01, 0.7]}})
+    ds = sweep.run(
+        {
+            "elasticities": True,
+            "axes": {
+                "gpu": ["H100"],
+                "model": ["llama-3.1-70b"],
+                "context": [3000, 100000],
+                "batch": ["max", 5],
+                "load": [0.01, 0.7],
+            },
+        }
+    )
     zero = ds.tokens_per_watt == 0
     assert int(zero.sum()) == 1 and bool(zero.sel(context=100000, batch=0, load=0.01).squeeze())
     assert np.isnan(ds.elasticity.where(zero)).sum() == ds.elasticity.where(zero).size

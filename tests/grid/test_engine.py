@@ -18,7 +18,7 @@ SPEC = {
         "context": [1000, 2048, 5000, 8192, 100000],
         "batch": [1, 7, 64, 300, "max"],
         "mean_length_fraction": [0.3, 0.5],
-    }
+    },
 }
 
 
@@ -87,15 +87,27 @@ def test_outputs_subset_is_the_same_numbers():
     assert set(only.data_vars) == {"gpu_power", "tokens_per_watt", "max_concurrency", "feasible"}
     for name in only.data_vars:
         np.testing.assert_array_equal(only[name].values, whole[name].values)
-    with pytest.raises(sweep.SweepInputError, match=r"outputs: unknown output\(s\) \['watts'\]; allowed: concurrency"):
+    with pytest.raises(
+        sweep.SweepInputError, match=r"outputs: unknown output\(s\) \['watts'\]; allowed: concurrency"
+    ):
         sweep.run({**SPEC, "outputs": ["watts"]})
 
 
 def test_integer_outputs_do_not_depend_on_dtype():
     # float32 inputs gave n_max 3,782,122 instead of 3,782,123 (H200, tp 2) and floor(load·n_max) off by one
-    spec = {"profile": "roofline", "axes": {"gpu": ["B200", "H200"], "model": ["llama-3.1-8b"], "tp": [1, 2],
-                                            "kv_dtype": ["bf16", "fp8"], "kv_block_tokens": [1],
-                                            "context": [1, 3, 5, 7], "batch": ["max"], "load": [0.33, 0.7, 0.9]}}
+    spec = {
+        "profile": "roofline",
+        "axes": {
+            "gpu": ["B200", "H200"],
+            "model": ["llama-3.1-8b"],
+            "tp": [1, 2],
+            "kv_dtype": ["bf16", "fp8"],
+            "kv_block_tokens": [1],
+            "context": [1, 3, 5, 7],
+            "batch": ["max"],
+            "load": [0.33, 0.7, 0.9],
+        },
+    }
     ds64, ds32 = sweep.run(spec), sweep.run({**spec, "dtype": "float32"})
     assert ds32.tokens_per_watt.dtype == np.float32
     np.testing.assert_array_equal(ds32.max_concurrency.values, ds64.max_concurrency.values)

@@ -39,7 +39,9 @@ def _rel_std(y: np.ndarray) -> np.ndarray:
 
 
 def _check_mc(mc, linear, what):
-    assert np.all(np.abs(mc - linear) <= MC_REL * linear), f"{what}: MC {mc.tolist()} vs linear {linear.tolist()}"
+    assert np.all(np.abs(mc - linear) <= MC_REL * linear), (
+        f"{what}: MC {mc.tolist()} vs linear {linear.tolist()}"
+    )
 
 
 def _check_band(ds, target="tokens_per_watt"):
@@ -57,11 +59,18 @@ def _check_band(ds, target="tokens_per_watt"):
 
 @pytest.fixture(scope="module")
 def calibrated():
-    return sweep.run({
-        "convention": "paper",
-        "uncertainty": True,
-        "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"], "context": CONTEXTS, "batch": BATCHES},
-    })
+    return sweep.run(
+        {
+            "convention": "paper",
+            "uncertainty": True,
+            "axes": {
+                "gpu": ["H100", "B200"],
+                "model": ["llama-3.1-70b"],
+                "context": CONTEXTS,
+                "batch": BATCHES,
+            },
+        }
+    )
 
 
 def _calibrated_mc(gpu, perturb, n_samples, seed):
@@ -79,12 +88,20 @@ def _calibrated_mc(gpu, perturb, n_samples, seed):
 
 def _catalog_uncertainty(gpu) -> dict:
     prov = load_catalog()[(gpu, "llama-3.1-70b")].provenance
-    return {k: prov[k].uncertainty for k in CONTINUOUS_FIELDS
-            if k in prov and prov[k].quality == "projected" and prov[k].uncertainty > 0}
+    return {
+        k: prov[k].uncertainty
+        for k in CONTINUOUS_FIELDS
+        if k in prov and prov[k].quality == "projected" and prov[k].uncertainty > 0
+    }
 
 
 def test_calibrated_outputs_and_band(calibrated):
-    for name in ("tokens_per_watt_rel_uncertainty", "tokens_per_watt_low", "tokens_per_watt_high", "uncertainty"):
+    for name in (
+        "tokens_per_watt_rel_uncertainty",
+        "tokens_per_watt_low",
+        "tokens_per_watt_high",
+        "uncertainty",
+    ):
         assert name in calibrated
     _check_band(calibrated)
     # the grid's per-parameter uncertainties are the catalog's projected values
@@ -135,16 +152,23 @@ ROOFLINE_CASES = {"physical": ("llama-3.1-70b", 8), "paper": ("llama-3.1-8b", 1)
 def roofline(request):
     convention = request.param
     model, tp = ROOFLINE_CASES[convention]
-    ds = sweep.run({
-        "convention": convention, "profile": "roofline", "uncertainty": True, "tp": tp,
-        "axes": {"gpu": ["H100", "B200"], "model": [model], "context": CONTEXTS, "batch": BATCHES},
-    })
+    ds = sweep.run(
+        {
+            "convention": convention,
+            "profile": "roofline",
+            "uncertainty": True,
+            "tp": tp,
+            "axes": {"gpu": ["H100", "B200"], "model": [model], "context": CONTEXTS, "batch": BATCHES},
+        }
+    )
     return convention, model, tp, ds
 
 
 def _gpu_uncertainty(gpu) -> dict:
     entry = default_gpu_catalog().get(gpu)
-    return {k: v.uncertainty for k, v in entry.specs.items() if v.quality == "projected" and v.uncertainty > 0}
+    return {
+        k: v.uncertainty for k, v in entry.specs.items() if v.quality == "projected" and v.uncertainty > 0
+    }
 
 
 def _roofline_mc(convention, gpu, model, tp, perturb, n_samples, seed):
@@ -153,8 +177,13 @@ def _roofline_mc(convention, gpu, model, tp, perturb, n_samples, seed):
     for key, u in perturb.items():
         specs[key] = specs[key] * (1 + rng.uniform(-u, u, n_samples))
     gpu_arrays = {k: jnp.asarray(v).reshape(-1, 1, 1) for k, v in specs.items()}
-    profile = _derive.derive_profile(gpu_arrays, default_model_catalog().get(model).arrays(),
-                                     setups.serving_config(tp=tp), convention=convention, relaxed=False)
+    profile = _derive.derive_profile(
+        gpu_arrays,
+        default_model_catalog().get(model).arrays(),
+        setups.serving_config(tp=tp),
+        convention=convention,
+        relaxed=False,
+    )
     context, batch = _points()
     out = evaluate(profile, context, batch, 0.5, 1.0, convention=convention, relaxed=False)
     return np.asarray(out["tokens_per_watt"])
@@ -190,7 +219,12 @@ def test_roofline_b200_each_parameter_matches_monte_carlo(roofline):
             assert np.all(mc < 1e-12), (key, mc.tolist())
             continue
         linear = np.abs(e.sel(parameter=key).values) * u / np.sqrt(3)
-        assert np.all(np.abs(mc - linear) <= MC_REL * linear + 2e-3), (convention, key, mc.tolist(), linear.tolist())
+        assert np.all(np.abs(mc - linear) <= MC_REL * linear + 2e-3), (
+            convention,
+            key,
+            mc.tolist(),
+            linear.tolist(),
+        )
 
 
 def test_roofline_h100_measured_specs_have_no_uncertainty(roofline):

@@ -20,7 +20,7 @@ from sweep.fleet.workload import (
     workload_from_cdf,
 )
 
-# SHA-256 of the planner's files as provided in shared/data/workloads/*_cdf.json
+# SHA-256 of the planner's files (inference-fleet-sim, src/fleet-sim/data/*_cdf.json)
 PLANNER_SHA256 = {
     "azure": "d00734cd09cf039c89f6d73e21cf964e514776580620b43acf93e3cbb0c195d0",
     "lmsys": "93430d8338e2fe2f932e8d3fb1fcb1c88cfe98fce9dec86ac18e52949d656ff4",
@@ -56,8 +56,19 @@ def test_cdf_at_interpolates_from_zero():
 # ---------------------------------------------------------------- brute-force reference
 
 
-def brute_force(cdf: np.ndarray, lo, hi, window, chunk, alpha, beta, f, planner_routing=False, unclipped=False,
-                per_token=64):
+def brute_force(
+    cdf: np.ndarray,
+    lo,
+    hi,
+    window,
+    chunk,
+    alpha,
+    beta,
+    f,
+    planner_routing=False,
+    unclipped=False,
+    per_token=64,
+):
     """Midpoint rule on a fine grid (`per_token` cells per token) of the piecewise-uniform law."""
     t = np.concatenate([[0.0], cdf[:, 0]])
     big_f = np.concatenate([[0.0], cdf[:, 1]])
@@ -101,8 +112,18 @@ CASES = [  # workload, lo, hi, window, chunk, f
 def test_pool_statistics_match_brute_force(case, planner):
     name, lo, hi, window, chunk, f = case
     alpha, beta = 4.0e-3, 0.32e-3 * 16 / 8192
-    got = pool_statistics(load_workload(name), lo, hi, window, chunk, alpha, beta, f,
-                          planner_routing=planner, output_unclipped=planner)
+    got = pool_statistics(
+        load_workload(name),
+        lo,
+        hi,
+        window,
+        chunk,
+        alpha,
+        beta,
+        f,
+        planner_routing=planner,
+        output_unclipped=planner,
+    )
     ref = brute_force(load_cdf(name), lo, hi, window, chunk, alpha, beta, f, planner, planner)
     for value, expected in zip(got[:5], ref):
         np.testing.assert_allclose(float(value), expected, rtol=2e-5)
@@ -111,7 +132,10 @@ def test_pool_statistics_match_brute_force(case, planner):
 def test_pool_statistics_transforms():
     wl = load_workload("azure")
     args = dict(chunk_tokens=1024.0, iter_per_token_s=1e-6, output_share=0.2)
-    fn = lambda a, w: pool_statistics(wl, 0.0, 8192.0, w, iter_base_s=a, **args).mean_service_s
+
+    def fn(a, w):
+        return pool_statistics(wl, 0.0, 8192.0, w, iter_base_s=a, **args).mean_service_s
+
     windows = jnp.array([2048.0, 4096.0, 8192.0])
     vals = jax.jit(jax.vmap(fn, in_axes=(None, 0)))(4e-3, windows)
     assert vals.shape == (3,) and bool(jnp.all(jnp.diff(vals) > 0))
@@ -124,7 +148,9 @@ def test_pool_statistics_transforms():
 
 
 def test_stacked_workloads_broadcast():
-    wls = stack_workloads([load_workload("azure"), load_workload("agent_heavy"), workload_from_cdf([[100, 0.5], [200, 1.0]])])
+    wls = stack_workloads(
+        [load_workload("azure"), load_workload("agent_heavy"), workload_from_cdf([[100, 0.5], [200, 1.0]])]
+    )
     stats = pool_statistics(wls, 0.0, jnp.inf, 65536.0, 1024.0, 4e-3, 1e-7)
     for i, name in enumerate(["azure", "agent_heavy"]):
         single = pool_statistics(load_workload(name), 0.0, jnp.inf, 65536.0, 1024.0, 4e-3, 1e-7)

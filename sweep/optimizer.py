@@ -57,6 +57,7 @@ from __future__ import annotations
 import json
 import warnings
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -99,10 +100,16 @@ REFINE_NOTE = (
 
 def check_max_compression(value) -> float:
     """γ_max as a float; SweepInputError unless it is a finite number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or value < 1:
-        raise SweepInputError(f"max_compression: must be a finite number >= 1 (the largest prompt compression "
-                              f"factor gamma allowed), got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+        or value < 1
+    ):
+        raise SweepInputError(
+            f"max_compression: must be a finite number >= 1 (the largest prompt compression "
+            f"factor gamma allowed), got {value!r}"
+        )
     return float(value)
 
 
@@ -111,9 +118,13 @@ def _warn(out: xr.Dataset) -> None:
     flags = out["optimum_flags"].values.ravel()
     edge, empty = np.count_nonzero(flags & EDGE), np.count_nonzero(flags & OPTIMUM_FLAGS["empty_pool"])
     if edge or empty:
-        warnings.warn(f"optimize: of {flags.size} setups, {edge} have the optimum on the edge of the grid or at "
-                      f"gamma = max_compression = {out.attrs['max_compression']:g} (widen the grid), {empty} an empty "
-                      "pool (the split degenerated); see optimum_flags", SweepWarning, stacklevel=3)
+        warnings.warn(
+            f"optimize: of {flags.size} setups, {edge} have the optimum on the edge of the grid or at "
+            f"gamma = max_compression = {out.attrs['max_compression']:g} (widen the grid), {empty} an empty "
+            "pool (the split degenerated); see optimum_flags",
+            SweepWarning,
+            stacklevel=3,
+        )
 
 
 def _check_fleet(ds: xr.Dataset) -> None:
@@ -121,7 +132,8 @@ def _check_fleet(ds: xr.Dataset) -> None:
     if missing or "topology" not in ds.dims:
         raise SweepInputError(
             "optimize needs a fleet Dataset from sweep.run (a grid with a `topology` axis); missing: "
-            + ", ".join(missing + ([] if "topology" in ds.dims else ["topology dim"])))
+            + ", ".join(missing + ([] if "topology" in ds.dims else ["topology dim"]))
+        )
 
 
 def slo_target(ds: xr.Dataset) -> xr.DataArray:
@@ -169,8 +181,22 @@ def optimize(ds: xr.Dataset, max_compression: float = MAX_COMPRESSION) -> xr.Dat
     return out
 
 
-def _grid_optimum(ds: xr.Dataset, gmax: float) -> xr.Dataset:
-    _check_fleet(ds)
+class _Argmax(NamedTuple):
+    """Each group's argmax of fleet tokens/W over the search points that are candidates."""
+
+    group: list  # group dims
+    search: list  # search dims (of SEARCH_DIMS) that are dims of the Dataset
+    tpw: xr.DataArray  # fleet tokens/W, transposed to (*group, *search)
+    ok: xr.DataArray  # candidate mask, same layout
+    gshape: tuple  # sizes of the group dims
+    values: np.ndarray  # (groups, candidates) tokens/W, -inf where not a candidate
+    flat: np.ndarray  # (groups,) flat index of the argmax candidate
+    any_ok: np.ndarray  # (groups,) whether the group has a candidate
+    idx: dict  # search dim -> (groups,) index of the argmax along it
+
+
+def _masked_argmax(ds: xr.Dataset, gmax: float) -> _Argmax:
+    """Argmax of fleet tokens/W per group over the points that meet the SLO and γ <= gmax."""
     tpw = ds["fleet_tokens_per_watt"]
     search = [d for d in SEARCH_DIMS if d in tpw.dims]
     group = [d for d in tpw.dims if d not in search]
@@ -185,30 +211,38 @@ def _grid_optimum(ds: xr.Dataset, gmax: float) -> xr.Dataset:
     flat = np.argmax(values, axis=1)
     any_ok = np.isfinite(values[np.arange(n_groups), flat])
     idx = dict(zip(search, np.unravel_index(flat, sshape)))
+    return _Argmax(group, search, tpw, ok, gshape, values, flat, any_ok, idx)
 
+
+def _pick(am: _Argmax, var: xr.DataArray) -> tuple:
+    """`var` at each group's argmax (NaN where none), and its dims beyond the group and search dims."""
+    n_groups, n_cand = am.values.shape
+    extra = [d for d in var.dims if d not in am.group and d not in am.search]
+    arr = var.broadcast_like(am.tpw).transpose(*am.group, *am.search, *extra).values
+    arr = arr.reshape((n_groups, n_cand) + arr.shape[len(am.group) + len(am.search) :])
+    out = arr[np.arange(n_groups), am.flat].astype(float)
+    out[~am.any_ok] = np.nan
+    return out, extra
+
+
+def _picked_coord(ds: xr.Dataset, am: _Argmax, name: str) -> np.ndarray:
+    """The search parameter `name` at each group's argmax (its fixed value where it is not a dim)."""
+    if name in am.idx:
+        return np.asarray(ds[name].values, dtype=float)[am.idx[name]]
+    return np.full(am.values.shape[0], _fixed(ds, name))
+
+
+def _picked_variables(ds: xr.Dataset, am: _Argmax) -> tuple:
+    """(data, coords, topology): the best_* variables and feasible_points of every group."""
+    n_groups, group, gshape = am.values.shape[0], am.group, am.gshape
     topo_labels = np.asarray(ds["topology"].values, dtype=object)
-    topology = np.where(any_ok, topo_labels[idx["topology"]], "none").astype(object)
+    topology = np.where(am.any_ok, topo_labels[am.idx["topology"]], "none").astype(object)
     homog = topology == "homogeneous"
     pool = topology == "pool"
-
-    def coord(name):
-        if name in idx:
-            return np.asarray(ds[name].values, dtype=float)[idx[name]]
-        return np.full(n_groups, _fixed(ds, name))
-
-    b_short = np.where(any_ok & ~homog, coord("b_short"), np.nan)
-    gamma = np.where(any_ok & ~homog, np.where(pool, 1.0, coord("gamma")), np.nan)
-    best = np.where(any_ok, values[np.arange(n_groups), flat], np.nan)
-
-    def pick(var: xr.DataArray) -> tuple:
-        extra = [d for d in var.dims if d not in group and d not in search]
-        arr = var.broadcast_like(tpw).transpose(*group, *search, *extra).values
-        arr = arr.reshape((n_groups, n_cand) + arr.shape[len(group) + len(search):])
-        out = arr[np.arange(n_groups), flat].astype(float)
-        out[~any_ok] = np.nan
-        return out, extra
-
-    ttft, _ = pick(ds["ttft_p99"])
+    b_short = np.where(am.any_ok & ~homog, _picked_coord(ds, am, "b_short"), np.nan)
+    gamma = np.where(am.any_ok & ~homog, np.where(pool, 1.0, _picked_coord(ds, am, "gamma")), np.nan)
+    best = np.where(am.any_ok, am.values[np.arange(n_groups), am.flat], np.nan)
+    ttft, _ = _pick(am, ds["ttft_p99"])
     coords = {d: ds[d] for d in group}
     data = {
         "best_topology": (group, topology.reshape(gshape)),
@@ -216,24 +250,50 @@ def _grid_optimum(ds: xr.Dataset, gmax: float) -> xr.Dataset:
         "best_gamma": (group, gamma.reshape(gshape)),
         "best_fleet_tokens_per_watt": (group, best.reshape(gshape)),
         "best_ttft_p99": (group, ttft.reshape(gshape)),
-        "feasible_points": (group, np.sum(np.isfinite(values), axis=1).reshape(gshape).astype(np.int64)),
+        "feasible_points": (group, np.sum(np.isfinite(am.values), axis=1).reshape(gshape).astype(np.int64)),
     }
     if "instances" in ds:
-        inst, extra = pick(ds["instances"])
+        inst, extra = _pick(am, ds["instances"])
         data["best_instances"] = (group + extra, inst.reshape(gshape + inst.shape[1:]))
         coords.update({d: ds[d] for d in extra if d in ds.coords})
+    return data, coords, topology
+
+
+def _optimum_flags(ds: xr.Dataset, am: _Argmax, topology: np.ndarray, gmax: float) -> np.ndarray:
+    """OPTIMUM_FLAGS of every group's optimum (edges, γ_max, empty pool), int8 of the group shape."""
+    n_groups = am.values.shape[0]
+    pool = topology == "pool"
     empty = np.zeros(n_groups, dtype=bool)
     for name, floor in (("instances", 0.0), ("traffic_share", EMPTY_SHARE)):
         if name in ds:
-            empty |= np.any(pick(ds[name])[0].reshape(n_groups, -1) <= floor, axis=1)
-    flags = _edge_flags(ds, idx, topology, gmax) | np.where((pool | (topology == "fleetopt")) & empty,
-                                                          OPTIMUM_FLAGS["empty_pool"], 0)
-    data["optimum_flags"] = (group, flags.astype(np.int8).reshape(gshape))
-    homogeneous = _homogeneous(tpw, ok, group, search, gshape) if "homogeneous" in list(topo_labels) \
-        else np.full(gshape, np.nan)
-    data["homogeneous_fleet_tokens_per_watt"] = (group, homogeneous)
+            empty |= np.any(_pick(am, ds[name])[0].reshape(n_groups, -1) <= floor, axis=1)
+    flags = _edge_flags(ds, am.idx, topology, gmax) | np.where(
+        (pool | (topology == "fleetopt")) & empty, OPTIMUM_FLAGS["empty_pool"], 0
+    )
+    return flags.astype(np.int8).reshape(am.gshape)
+
+
+def _homogeneous_and_gain(ds: xr.Dataset, am: _Argmax, best: np.ndarray) -> dict:
+    """homogeneous_fleet_tokens_per_watt (NaN without a homogeneous topology) and gain_over_homogeneous."""
+    topo_labels = np.asarray(ds["topology"].values, dtype=object)
+    homogeneous = (
+        _homogeneous(am.tpw, am.ok, am.group, am.search, am.gshape)
+        if "homogeneous" in list(topo_labels)
+        else np.full(am.gshape, np.nan)
+    )
+    data = {"homogeneous_fleet_tokens_per_watt": (am.group, homogeneous)}
     with np.errstate(invalid="ignore", divide="ignore"):
-        data["gain_over_homogeneous"] = (group, best.reshape(gshape) / homogeneous)
+        data["gain_over_homogeneous"] = (am.group, best / homogeneous)
+    return data
+
+
+def _grid_optimum(ds: xr.Dataset, gmax: float) -> xr.Dataset:
+    """`optimize` without the warning: the grid optimum of every group as a Dataset."""
+    _check_fleet(ds)
+    am = _masked_argmax(ds, gmax)
+    data, coords, topology = _picked_variables(ds, am)
+    data["optimum_flags"] = (am.group, _optimum_flags(ds, am, topology, gmax))
+    data.update(_homogeneous_and_gain(ds, am, data["best_fleet_tokens_per_watt"][1]))
     out = xr.Dataset(data, coords=coords)
     out.attrs = dict(ds.attrs)
     out.attrs["history"] = "\n".join(filter(None, [ds.attrs.get("history"), history_line("sweep optimize")]))
@@ -263,7 +323,9 @@ def _edge_flags(ds: xr.Dataset, idx: dict, topology: np.ndarray, gmax: float) ->
     if offered.size > 1:
         at_edge = np.isin(chosen, (offered.min(), offered.max()))
         flags |= np.where(fleetopt & at_edge, OPTIMUM_FLAGS["gamma_at_grid_edge"], 0)
-    return flags | np.where(fleetopt & np.isclose(chosen, gmax, rtol=1e-9, atol=0), OPTIMUM_FLAGS["gamma_at_max_compression"], 0)
+    return flags | np.where(
+        fleetopt & np.isclose(chosen, gmax, rtol=1e-9, atol=0), OPTIMUM_FLAGS["gamma_at_max_compression"], 0
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,17 +337,30 @@ def _metrics(data, topology, b_short, gamma, *, derive, convention, lengths, rel
     scalar parameters and its (n,) points, exactly as the engine evaluates one grid point."""
 
     def one(theta, w_lengths, w_fraction, params, topo, b, g):
-        return fleet_metrics(derive(theta, relaxed), Workload(w_lengths, w_fraction), params["arrival_rate"], topo, b, g,
-                             params["long_context"], params["ttft_p99_s"], params["rho_max"], params["output_share"],
-                             convention=convention, relaxed=relaxed, lengths=lengths)
+        return fleet_metrics(
+            derive(theta, relaxed),
+            Workload(w_lengths, w_fraction),
+            params["arrival_rate"],
+            topo,
+            b,
+            g,
+            params["long_context"],
+            params["ttft_p99_s"],
+            params["rho_max"],
+            params["output_share"],
+            convention=convention,
+            relaxed=relaxed,
+            lengths=lengths,
+        )
 
     return jax.vmap(one)(*data, topology, b_short, gamma)
 
 
 @partial(jax.jit, static_argnames=("derive", "convention", "lengths"))
 def _exact_kernel(data, topology, b_short, gamma, *, derive, convention, lengths):
-    out = _metrics(data, topology, b_short, gamma, derive=derive, convention=convention, lengths=lengths,
-                   relaxed=False)
+    out = _metrics(
+        data, topology, b_short, gamma, derive=derive, convention=convention, lengths=lengths, relaxed=False
+    )
     return {k: out[k] for k in ("fleet_tokens_per_watt", "ttft_p99", "instances")}
 
 
@@ -342,13 +417,18 @@ class FleetProblem:
             try:
                 pos = np.array([labels.index(w) for w in wanted], dtype=np.int64)
             except ValueError:
-                raise SweepInputError(f"refine: a {name} of the Dataset is not in the spec's {name} axis") from None
+                raise SweepInputError(
+                    f"refine: a {name} of the Dataset is not in the spec's {name} axis"
+                ) from None
             rows = rows * len(labels) + pos
         self.theta = {k: jnp.asarray(np.asarray(v)[rows]) for k, v in table.theta.items()}
         self.derive = table.derive
 
-        names = ([ds["workload"].values[i] for i in index["workload"]] if "workload" in self.group_dims
-                 else list(spec.value("workload")) * n)
+        names = (
+            [ds["workload"].values[i] for i in index["workload"]]
+            if "workload" in self.group_dims
+            else list(spec.value("workload")) * n
+        )
         unique = list(dict.fromkeys(names))
         loaded = []
         for name in unique:
@@ -372,7 +452,9 @@ class FleetProblem:
 
     def exact(self, topology, b_short, gamma) -> dict:
         """Exact model; every argument broadcasts to (G, n). Returns numpy arrays."""
-        shape = np.broadcast_shapes((self.n_groups, 1), np.shape(topology), np.shape(b_short), np.shape(gamma))
+        shape = np.broadcast_shapes(
+            (self.n_groups, 1), np.shape(topology), np.shape(b_short), np.shape(gamma)
+        )
         if len(shape) != 2:
             raise ValueError(f"exact: arguments must broadcast to (groups, points), got shape {shape}")
         width = -(-shape[1] // 32) * 32  # pad the point axis to a multiple of 32: fewer compilations
@@ -404,7 +486,9 @@ class FleetProblem:
             b_hi = long_ctx - 1.0
             g_lo, g_hi = np.ones(self.n_groups), np.full(self.n_groups, np.inf)
         elif kind == "grid":
-            bs = np.asarray(ds["b_short"].values if "b_short" in ds.dims else [_fixed(ds, "b_short")], dtype=float)
+            bs = np.asarray(
+                ds["b_short"].values if "b_short" in ds.dims else [_fixed(ds, "b_short")], dtype=float
+            )
             gs = np.asarray(ds["gamma"].values if "gamma" in ds.dims else [_fixed(ds, "gamma")], dtype=float)
             b_lo, b_hi = np.full(self.n_groups, bs.min()), np.full(self.n_groups, bs.max())
             g_lo, g_hi = np.full(self.n_groups, min(1.0, gs.min())), np.full(self.n_groups, gs.max())
@@ -461,41 +545,9 @@ def _spec_from_dataset(ds: xr.Dataset):
     return gridspec.parse(json.loads(ds.attrs["grid_spec"]), "<dataset grid_spec>")
 
 
-def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds: str = "grid",
-           step0: float = 0.25, max_compression: float = MAX_COMPRESSION) -> xr.Dataset:
-    """Grid optimum (`optimize`) plus a gradient-refined optimum checked by the exact model.
-
-    `spec_or_ds`: a grid spec (path, dict or GridSpec; the grid is run unless `ds` is given) or a
-    fleet Dataset from `sweep.run` (its `grid_spec` attribute is re-parsed; workload files given
-    by relative path then resolve against the current folder). `bounds`: "model" (b_short in
-    [first CDF knot, long_context − 1], γ in [1, long_context/b_short]) or "grid" (the swept
-    box); either way γ <= `max_compression`. See the module docstring for the method and in
-    what sense it is sound.
-
-    Adds to `optimize`'s output: refined_topology, refined_b_short, refined_gamma,
-    refined_fleet_tokens_per_watt (exact), refined_ttft_p99, refined_gain_over_homogeneous,
-    refinement_status (1 refined; else the grid optimum is kept because: 0 the exact model did
-    not confirm, 2 the ascent stopped at a bound, 3 flat, −1 nothing to refine), continuous_b_short,
-    continuous_gamma and relaxed_fleet_tokens_per_watt (the relaxation at its local optimum).
-
-    >>> sweep.refine("grids/fleet_split.toml").refinement_status    # doctest: +SKIP
-    """
-
-    gmax = check_max_compression(max_compression)
-    if isinstance(spec_or_ds, xr.Dataset):
-        ds, spec = spec_or_ds, _spec_from_dataset(spec_or_ds)
-    else:
-        spec = as_spec(spec_or_ds)
-        if ds is None:
-            ds = run(spec)
-    out = _grid_optimum(ds, gmax)
-    problem = FleetProblem(spec, ds)
-    group = problem.group_dims
-    gshape, n = problem.group_shape, problem.n_groups
-    if list(out["best_topology"].dims) != group:
-        raise AssertionError("group dims of optimize and refine differ")
-
-    # start: best routed grid point (pool or FleetOpt) of every group
+def _refine_start(ds: xr.Dataset, problem: FleetProblem, gmax: float) -> tuple:
+    """(has_start, b0, g0): each group's best routed grid point (pool or FleetOpt; pool at γ = 1)."""
+    group, n = problem.group_dims, problem.n_groups
     routed = ds.sel(topology=[t for t in ds["topology"].values if t != "homogeneous"])
     if routed.sizes["topology"] == 0:
         raise SweepInputError("refine: the grid has no routed topology (pool or fleetopt) to refine")
@@ -503,32 +555,62 @@ def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds:
     has_start = start["best_topology"].transpose(*group).values.reshape(n) != "none"
     b0 = np.where(has_start, start["best_b_short"].transpose(*group).values.reshape(n), 4096.0)
     g0 = np.where(has_start, start["best_gamma"].transpose(*group).values.reshape(n), 1.0)
-    b_lo, b_hi, g_lo, g_hi, long_ctx = problem.bounds(bounds, ds, gmax)
-    box = tuple(np.log(x) for x in (b_lo, b_hi, g_lo, g_hi, long_ctx))
-    u0 = _project(np.stack([np.log(b0), np.log(g0)], axis=1), *box)
-    u, f = ascend(problem, u0, box, steps=steps, step0=step0)
+    return has_start, b0, g0
+
+
+def _continuous_optimum(problem: FleetProblem, box: tuple, b0, g0, steps: int, step0: float) -> tuple:
+    """(b_cont, g_cont, f, moved, at_bound): the projected ascent of the relaxation from (b0, g0) in `box`."""
+    b_lo, b_hi, g_lo, g_hi, long_ctx = box
+    log_box = tuple(np.log(x) for x in (b_lo, b_hi, g_lo, g_hi, long_ctx))
+    u0 = _project(np.stack([np.log(b0), np.log(g0)], axis=1), *log_box)
+    u, f = ascend(problem, u0, log_box, steps=steps, step0=step0)
     moved = f > problem.relaxed(u0) + 1e-12  # the relaxed objective found an improving direction
     b_cont = np.clip(np.exp(u[:, 0]), b_lo, b_hi)
     g_cap = np.maximum(g_lo, np.minimum(g_hi, long_ctx / b_cont))
     g_cont = np.clip(np.exp(u[:, 1]), g_lo, g_cap)
-    at_bound = np.isclose(b_cont, b_lo, rtol=1e-9) | np.isclose(b_cont, b_hi, rtol=1e-9) | (g_cont >= g_cap * (1 - 1e-9))
+    at_bound = (
+        np.isclose(b_cont, b_lo, rtol=1e-9)
+        | np.isclose(b_cont, b_hi, rtol=1e-9)
+        | (g_cont >= g_cap * (1 - 1e-9))
+    )
+    return b_cont, g_cont, f, moved, at_bound
 
+
+def _exact_on_stencil(problem: FleetProblem, box: tuple, b_cont, g_cont) -> tuple:
+    """(value, b_short, gamma, ttft_p99) per group: the exact model's best SLO-meeting stencil point."""
+    b_lo, b_hi, g_lo, g_hi, long_ctx = box
+    n = problem.n_groups
     # exact model at the rounded optimum and its neighbours (and γ = 1: pool routing)
-    b_c = np.clip(np.round(b_cont[:, None] * np.asarray(STENCIL)[None, :]),
-                  np.ceil(b_lo)[:, None], np.floor(b_hi)[:, None])
+    b_c = np.clip(
+        np.round(b_cont[:, None] * np.asarray(STENCIL)[None, :]),
+        np.ceil(b_lo)[:, None],
+        np.floor(b_hi)[:, None],
+    )
     g_c = np.concatenate([g_cont[:, None] * np.asarray(STENCIL)[None, :], np.ones((n, 1))], axis=1)
     bb = np.repeat(b_c, g_c.shape[1], axis=1)
     gg = np.tile(g_c, (1, b_c.shape[1]))
-    gg = np.clip(gg, g_lo[:, None], np.maximum(g_lo[:, None], np.minimum(g_hi[:, None], long_ctx[:, None] / bb)))
+    gg = np.clip(
+        gg, g_lo[:, None], np.maximum(g_lo[:, None], np.minimum(g_hi[:, None], long_ctx[:, None] / bb))
+    )
     ex = problem.exact(FLEETOPT, bb, gg)
     target = np.asarray(problem.params["ttft_p99_s"])[:, None]
-    val = np.where((ex["ttft_p99"] <= target) & np.isfinite(ex["fleet_tokens_per_watt"]),
-                   ex["fleet_tokens_per_watt"], -np.inf)
+    val = np.where(
+        (ex["ttft_p99"] <= target) & np.isfinite(ex["fleet_tokens_per_watt"]),
+        ex["fleet_tokens_per_watt"],
+        -np.inf,
+    )
     j = np.argmax(val, axis=1)
     rows = np.arange(n)
-    cand_val, cand_b, cand_g = val[rows, j], bb[rows, j], gg[rows, j]
-    cand_ttft = ex["ttft_p99"][rows, j]
+    return val[rows, j], bb[rows, j], gg[rows, j], ex["ttft_p99"][rows, j]
 
+
+def _put_refined(
+    out: xr.Dataset, problem: FleetProblem, has_start, candidate: tuple, continuous: tuple
+) -> None:
+    """Add the refined_*, refinement_status, continuous_* and relaxed_* variables to `out` (in place)."""
+    group, gshape, n = problem.group_dims, problem.group_shape, problem.n_groups
+    cand_val, cand_b, cand_g, cand_ttft = candidate
+    b_cont, g_cont, f, moved, at_bound = continuous
     grid_best = out["best_fleet_tokens_per_watt"].transpose(*group).values.reshape(n)
     grid_ok = np.isfinite(grid_best)
     improved = has_start & np.isfinite(cand_val) & (~grid_ok | (cand_val > grid_best))
@@ -558,6 +640,51 @@ def refine(spec_or_ds, ds: xr.Dataset | None = None, *, steps: int = 40, bounds:
     put("continuous_b_short", np.where(has_start, b_cont, np.nan))
     put("continuous_gamma", np.where(has_start, g_cont, np.nan))
     put("relaxed_fleet_tokens_per_watt", relaxed_val)
+
+
+def refine(
+    spec_or_ds,
+    ds: xr.Dataset | None = None,
+    *,
+    steps: int = 40,
+    bounds: str = "grid",
+    step0: float = 0.25,
+    max_compression: float = MAX_COMPRESSION,
+) -> xr.Dataset:
+    """Grid optimum (`optimize`) plus a gradient-refined optimum checked by the exact model.
+
+    `spec_or_ds`: a grid spec (path, dict or GridSpec; the grid is run unless `ds` is given) or a
+    fleet Dataset from `sweep.run` (its `grid_spec` attribute is re-parsed; workload files given
+    by relative path then resolve against the current folder). `bounds`: "model" (b_short in
+    [first CDF knot, long_context − 1], γ in [1, long_context/b_short]) or "grid" (the swept
+    box); either way γ <= `max_compression`. See the module docstring for the method and in
+    what sense it is sound.
+
+    Adds to `optimize`'s output: refined_topology, refined_b_short, refined_gamma,
+    refined_fleet_tokens_per_watt (exact), refined_ttft_p99, refined_gain_over_homogeneous,
+    refinement_status (1 refined; else the grid optimum is kept because: 0 the exact model did
+    not confirm, 2 the ascent stopped at a bound, 3 flat, −1 nothing to refine), continuous_b_short,
+    continuous_gamma and relaxed_fleet_tokens_per_watt (the relaxation at its local optimum).
+
+    >>> sweep.refine("grids/fleet_split.toml").refinement_status    # doctest: +SKIP
+    """
+
+    gmax = check_max_compression(max_compression)
+    if isinstance(spec_or_ds, xr.Dataset):
+        ds, spec = spec_or_ds, _spec_from_dataset(spec_or_ds)
+    else:
+        spec = as_spec(spec_or_ds)
+        if ds is None:
+            ds = run(spec)
+    out = _grid_optimum(ds, gmax)
+    problem = FleetProblem(spec, ds)
+    if list(out["best_topology"].dims) != problem.group_dims:
+        raise AssertionError("group dims of optimize and refine differ")
+    has_start, b0, g0 = _refine_start(ds, problem, gmax)
+    box = problem.bounds(bounds, ds, gmax)
+    continuous = _continuous_optimum(problem, box, b0, g0, steps, step0)
+    candidate = _exact_on_stencil(problem, box, *continuous[:2])
+    _put_refined(out, problem, has_start, candidate, continuous)
     out.attrs["refine_method"] = REFINE_NOTE
     out.attrs["refine_bounds"] = bounds
     out.attrs["refine_steps"] = int(steps)

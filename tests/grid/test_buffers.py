@@ -58,9 +58,15 @@ def test_small_arrays_bypass_the_pool():
 
 
 def test_a_new_run_never_overwrites_an_earlier_result():
-    spec = {"convention": "paper", "axes": {"gpu": ["H100", "B200"], "model": ["llama-3.1-70b"],
-                                            "context": list(range(1024, 1024 + 64 * 200, 64)),
-                                            "batch": list(range(1, 1001))}}
+    spec = {
+        "convention": "paper",
+        "axes": {
+            "gpu": ["H100", "B200"],
+            "model": ["llama-3.1-70b"],
+            "context": list(range(1024, 1024 + 64 * 200, 64)),
+            "batch": list(range(1, 1001)),
+        },
+    }
     first = sweep.run(spec)
     kept = first.tokens_per_watt.values.copy()
     assert first.tokens_per_watt.values.nbytes > 2 * MIB  # large enough to come from the pool
@@ -90,9 +96,16 @@ def test_reuse_of_a_slab_behind_idle_slabs_of_other_sizes():
 
 def test_three_runs_of_different_sizes_in_one_process():
     """The issue's snippet: a third `sweep.run` after a grid of another size raised ValueError."""
+
     def grid(n):
-        return {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [4096, 8192],
-                         "batch": {"start": 1, "stop": n, "step": 1}}}
+        return {
+            "axes": {
+                "gpu": ["H100"],
+                "model": ["llama-3.1-70b"],
+                "context": [4096, 8192],
+                "batch": {"start": 1, "stop": n, "step": 1},
+            }
+        }
 
     sweep.run(grid(200_000))  # results dropped at once: their buffers go back to the pool
     sweep.run(grid(2_000_000))

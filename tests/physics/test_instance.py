@@ -9,8 +9,15 @@ from tests.utils import assert_allclose
 
 
 def profile(**over):
-    return Profile.from_mapping({**LOGISTIC_DEFAULTS, **reference.H100, "prefill_chunk_tokens": 1024,
-                                 "price_per_gpu_hour": 0.0, **over})
+    return Profile.from_mapping(
+        {
+            **LOGISTIC_DEFAULTS,
+            **reference.H100,
+            "prefill_chunk_tokens": 1024,
+            "price_per_gpu_hour": 0.0,
+            **over,
+        }
+    )
 
 
 @pytest.mark.parametrize("convention", ["paper", "physical"])
@@ -20,8 +27,14 @@ def test_vectorised_matches_scalar_reference(convention):
     batch = rng.choice([0, 1, 3, 17, 100, 600], 300).astype(float)
     frac = rng.uniform(0.05, 1.0, 300)
     load = rng.choice([1.0, 0.85, 0.5], 300)
-    out = evaluate(profile(), jnp.asarray(context), jnp.asarray(batch), jnp.asarray(frac), jnp.asarray(load),
-                   convention=convention)
+    out = evaluate(
+        profile(),
+        jnp.asarray(context),
+        jnp.asarray(batch),
+        jnp.asarray(frac),
+        jnp.asarray(load),
+        convention=convention,
+    )
     for i in range(300):
         want = reference.point(reference.H100, int(context[i]), int(batch[i]), frac[i], load[i], convention)
         if want["max_concurrency"] == 0:
