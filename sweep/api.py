@@ -16,6 +16,7 @@ from sweep.grid.engine import ProfileTable, run_grid
 from sweep.grid.evaluators import FleetEvaluator, InstanceEvaluator
 from sweep.grid.tables import profile_table
 from sweep.output import annotate, check_writable, global_attrs, write_netcdf
+from sweep.progress import as_progress
 from sweep.version import __version__
 from sweep.vocabulary import POOLS, TOPOLOGIES
 
@@ -63,7 +64,8 @@ def run(
             README section "Grid files" lists every key.
         out: optional NetCDF path; the Dataset is also written there (temporary file, then rename).
         elasticities: True/False overrides the spec's `elasticities` key (None: as the spec says).
-        progress: optional callable `progress(done_blocks, total_blocks, elapsed_s)`.
+        progress: True (a progress line on stderr for runs over a second), False or None (none), or a
+            callable `progress(done_blocks, total_blocks, elapsed_s)`.
         command: the text recorded in the `history` attribute (default: this call).
 
     Returns a Dataset with one variable per output (README "Reading the output"), CF metadata,
@@ -90,7 +92,7 @@ def run(
             f"{spec.where}: outputs: unknown output(s) {unknown}; allowed: {', '.join(model.outputs)}"
         )
     keep = tuple(k for k in model.outputs if k in spec.outputs or k == model.target) if spec.outputs else None
-    options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=progress)
+    options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=as_progress(progress))
     extra_attrs = {}
     if spec.mode == "instance":
         axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}

@@ -27,23 +27,6 @@ Grid files are TOML; see the README section "Grid files" for every key.
 """
 
 
-def _progress_printer(stream):
-    state = {"last": 0.0}
-
-    def progress(done, total, elapsed_s):
-        if total == 1 or (elapsed_s < 1.0 and done < total):
-            return
-        if done < total and elapsed_s - state["last"] < 0.5:
-            return
-        state["last"] = elapsed_s
-        end = "\n" if done == total else ""
-        _signals.state["open_line"] = done < total
-        stream.write(f"\r  block {done}/{total} ({100 * done / total:.0f} %), {elapsed_s:.1f} s{end}")
-        stream.flush()
-
-    return progress
-
-
 def summary(ds, elapsed_s: float) -> str:
     """A short text summary: size, speed and tokens/W per setup (rows) over context or topology."""
     import numpy as np
@@ -84,7 +67,7 @@ def cmd_run(args) -> int:
         args.grid,
         out=args.output,
         elasticities=True if args.elasticities else None,
-        progress=None if args.quiet else _progress_printer(sys.stderr),
+        progress=not args.quiet,
         command=command,
     )
     elapsed = time.perf_counter() - start
@@ -202,7 +185,7 @@ def cmd_optimize(args) -> int:
         raise SweepInputError(
             f"{args.grid}: topology: sweep optimize needs a fleet grid (one with a topology axis)"
         )
-    ds = run(spec, progress=_progress_printer(sys.stderr), command=command)
+    ds = run(spec, progress=True, command=command)
     best = refine(spec, ds, max_compression=gmax) if args.refine else optimize(ds, max_compression=gmax)
     flat = (
         best.stack(group=[d for d in best.best_fleet_tokens_per_watt.dims])
@@ -357,9 +340,7 @@ def main(argv=None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = parser.parse_args(argv)
         args.argv = argv
-        _signals.state.update(
-            target=getattr(args, "output", None) if args.command != "reproduce" else None, open_line=False
-        )
+        _signals.state["target"] = getattr(args, "output", None) if args.command != "reproduce" else None
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return _signals.run_in_worker(lambda: args.func(args))

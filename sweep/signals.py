@@ -13,16 +13,17 @@ import signal
 import threading
 
 from sweep import files as _files
+from sweep.progress import OPEN_LINE
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-state = {"target": None, "open_line": False}  # the CLI's output; a progress line without its newline
+state = {"target": None}  # the CLI's output file
 
 
 def _interrupted(signum, frame):
     replaced = _files.discard_active()
     target = state["target"]
     note = f"; {target} unchanged" if target and target not in replaced else ""
-    os.write(2, f"{chr(10) if state['open_line'] else ''}sweep: interrupted{note}\n".encode())
+    os.write(2, f"{chr(10) if OPEN_LINE['open'] else ''}sweep: interrupted{note}\n".encode())
     os._exit(128 + signum)
 
 

@@ -2,6 +2,7 @@
 
 import doctest
 
+import numpy as np
 import pytest
 
 import sweep
@@ -44,3 +45,40 @@ def test_public_functions_stay_functions_after_their_modules_are_imported():
             importlib.import_module(module.name)
     for name in FUNCTIONS:
         assert not isinstance(getattr(sweep, name), type(sweep)), f"sweep.{name} is a module"
+
+
+BASE = {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"]}}
+
+
+@pytest.mark.parametrize(
+    "context",
+    [np.int64(8192), np.array([4096, 8192]), range(4096, 8193, 4096), (4096, 8192), [np.int32(4096), 8192.0]],
+    ids=["numpy-scalar", "numpy-array", "range", "tuple", "mixed-list"],
+)
+def test_run_takes_numpy_values_ranges_and_tuples(context):
+    ds = sweep.run({"axes": {**BASE["axes"], "context": context}})
+    assert list(ds.context.values) == list(np.atleast_1d(np.asarray(context, dtype=np.int64)))
+    assert ds.context.dtype == np.int64
+
+
+def test_progress_true_false_or_a_callable(capsys):
+    spec = {"axes": {**BASE["axes"], "context": [4096, 8192]}, "chunk_points": 1024}
+    calls = []
+    sweep.run(spec, progress=lambda done, total, elapsed_s: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1]
+    sweep.run(spec, progress=False)
+    sweep.run(spec, progress=True)  # a short run prints nothing
+    assert capsys.readouterr().err == ""
+    with pytest.raises(sweep.SweepInputError, match="progress"):
+        sweep.run(spec, progress="yes")
+
+
+def test_geometric_range_on_an_integer_axis_is_rounded_and_reported():
+    context = {"start": 1000, "stop": 4000, "num": 9, "spacing": "geometric"}
+    with pytest.warns(sweep.SweepWarning, match=r"axes\.context: range rounded to integers: 9 values"):
+        ds = sweep.run({"axes": {**BASE["axes"], "context": context}})
+    assert list(ds.context.values) == [round(v) for v in np.geomspace(1000, 4000, 9)]
+    batch = {"start": 1, "stop": 4, "num": 7, "spacing": "geometric"}  # 1, 1.26, 1.59, 2, ... -> duplicates
+    with pytest.warns(sweep.SweepWarning, match="duplicates dropped"):
+        ds = sweep.run({"axes": {**BASE["axes"], "context": [8192], "batch": batch}})
+    assert list(ds.batch.values) == sorted(set(round(v) for v in np.geomspace(1, 4, 7)))

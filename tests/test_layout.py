@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sweep"
 
 # lowest first; a module may import only from its own layer or a lower one
 LAYERS = [
-    ("sweep.errors", "sweep.vocabulary", "sweep.version", "sweep.validate", "sweep.files"),
+    ("sweep.errors", "sweep.vocabulary", "sweep.version", "sweep.validate", "sweep.files", "sweep.progress"),
     ("sweep.physics",),
     ("sweep.fleet",),
     ("sweep.catalogs",),

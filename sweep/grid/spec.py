@@ -13,13 +13,14 @@ An axis is a list, or a range table: `{start, stop, step}` (linear, stop include
 from __future__ import annotations
 
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sweep import validate as V
-from sweep.errors import SweepInputError
+from sweep.errors import SweepInputError, SweepWarning
 from sweep.files import read_text
 from sweep.vocabulary import (
     BATCH_MAX,
@@ -242,6 +243,33 @@ def _validate_axis(where: str, name: str, values: list, key: str) -> list:
     return values
 
 
+def _round_integer_range(where: str, name: str, key: str, values: list) -> list:
+    """A range on an integer axis (context, batch, tp, …) rounded to integers, duplicates dropped,
+    with a one-line notice; other axes' values unchanged."""
+    integer = AXES[name].kind == "batch" or NUMBER_KINDS.get(AXES[name].kind, ("", False))[1]
+    if not integer or all(float(v).is_integer() for v in values):
+        return values
+    rounded = list(dict.fromkeys(int(round(v)) for v in values))
+    shown = ", ".join(map(str, rounded[:6])) + (", …" if len(rounded) > 6 else "")
+    warnings.warn(
+        f"{where}: {key}: range rounded to integers: {len(rounded)} values ({len(values) - len(rounded)} "
+        f"duplicates dropped): {shown}",
+        SweepWarning,
+        stacklevel=2,
+    )
+    return rounded
+
+
+def plain(value):
+    """What Python users pass, as the plain values a TOML file gives: NumPy scalars and arrays,
+    tuples and ranges become int, float, str, bool and lists (recursively through dicts)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        return [plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _axis_values(where: str, name: str, raw) -> list:
     key = f"axes.{name}"
     if name == "model" and isinstance(raw, dict) and "dense_params" in raw:
@@ -253,7 +281,7 @@ def _axis_values(where: str, name: str, raw) -> list:
         counts = [V.number(where, f"{key}.dense_params", c, "positive") for c in counts]
         raw = [dense_model_name(c) for c in counts]
     elif isinstance(raw, dict):
-        raw = expand_range(where, key, raw)
+        raw = _round_integer_range(where, name, key, expand_range(where, key, raw))
     elif not isinstance(raw, list):
         raw = [raw]
     return _validate_axis(where, name, raw, key)
@@ -392,6 +420,7 @@ def _outputs(where: str, spec: dict) -> tuple:
 
 def parse(spec, where: str = "<dict>") -> GridSpec:
     """Validate a spec dict (as read from TOML) into a `GridSpec`."""
+    spec = plain(spec)
     axes_in = _check_keys(where, spec)
     mode = "fleet" if ("topology" in axes_in or "topology" in spec) else "instance"
     profile = _choice(where, spec, "profile", PROFILE_KINDS, "calibrated")
