@@ -22,10 +22,9 @@ from sweep.physics.derive import (
     PAPER_POWER_DYNAMIC_FRACTION,
     PAPER_POWER_IDLE_FRACTION,
     SERVING_DEFAULTS,
-    derive_profile,
     derive_quantities,
 )
-from sweep.physics.profile import LOGISTIC_POWER, TDP_FRACTION_POWER
+from sweep.physics.profile import LOGISTIC_POWER, TDP_FRACTION_POWER, Profile
 from sweep.vocabulary import KV_DTYPE_BYTES, POWER_MODELS, WEIGHT_DTYPE_BYTES
 
 
@@ -165,11 +164,16 @@ def profile_for(
     >>> int(sweep.profile_for("H100", "llama-3.1-8b", convention="physical").kv_blocks)
     27157
     """
-    g = gpu if isinstance(gpu, GpuEntry) else get_gpu(gpu, gpu_catalog)
-    m = model if isinstance(model, ModelEntry) else get_model(model, model_catalog)
-    s = serving_config(**serving_kwargs)
-    check_setup(g, m, s)
-    return derive_profile(g.arrays(), m.arrays(), s, convention=convention, relaxed=relaxed)
+    q = quantities_for(
+        gpu,
+        model,
+        convention=convention,
+        relaxed=relaxed,
+        gpu_catalog=gpu_catalog,
+        model_catalog=model_catalog,
+        **serving_kwargs,
+    )
+    return Profile(**{f: q[f] for f in Profile._fields})
 
 
 def quantities_for(
@@ -182,7 +186,8 @@ def quantities_for(
     model_catalog=None,
     **serving_kwargs,
 ) -> dict:
-    """Like `profile_for` but returns `derive_quantities` (Profile fields + intermediates)."""
+    """`derive_quantities` (the Profile fields and the intermediates: parameters, bytes, KV tokens) for
+    GPU and model names (or catalog entries), after `check_setup`; `profile_for` keeps the Profile."""
     g = gpu if isinstance(gpu, GpuEntry) else get_gpu(gpu, gpu_catalog)
     m = model if isinstance(model, ModelEntry) else get_model(model, model_catalog)
     s = serving_config(**serving_kwargs)
