@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 from sweep.cli import main
+from tests.utils import TINY_HF_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """
@@ -140,20 +141,7 @@ def test_list_catalogs(capsys, what, expect):
 def test_model_import_adds_to_user_catalog_and_grids_see_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SWEEP_HOME", str(tmp_path / "home"))
     config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "hidden_size": 2048,
-                "intermediate_size": 8192,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 8,
-                "num_hidden_layers": 16,
-                "vocab_size": 128256,
-                "tie_word_embeddings": True,
-                "head_dim": 64,
-            }
-        )
-    )
+    config.write_text(json.dumps(TINY_HF_CONFIG))
     assert main(["model", "import", str(config), "--name", "tiny-llama"]) == 0
     assert (tmp_path / "home" / "models.toml").exists()
     assert main(["model", "import", str(config), "--name", "tiny-llama"]) == 2  # no silent duplicate

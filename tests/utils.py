@@ -18,3 +18,16 @@ def central_difference(f, x, rel_step=1e-6):
     """(f(x(1+h)) - f(x(1-h))) / 2h·x: the log-derivative numerator x·df/dx."""
     h = rel_step * x
     return (f(x + h) - f(x - h)) / (2 * h) * x
+
+
+# a small Llama-like Hugging Face config.json, for model-import tests
+TINY_HF_CONFIG = {
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "num_hidden_layers": 16,
+    "vocab_size": 128256,
+    "tie_word_embeddings": True,
+    "head_dim": 64,
+}

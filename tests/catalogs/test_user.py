@@ -8,17 +8,9 @@ import pytest
 import sweep
 from sweep.cli import main
 from sweep.errors import SweepWarning
+from tests.utils import TINY_HF_CONFIG
 
-CONFIG = {
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "num_hidden_layers": 16,
-    "vocab_size": 128256,
-    "tie_word_embeddings": True,
-    "head_dim": 64,
-}
+CONFIG = TINY_HF_CONFIG
 ROOFLINE = {"profile": "roofline", "axes": {"gpu": ["H100"], "model": ["llama-3.1-8b"], "context": [8192]}}
 
 
