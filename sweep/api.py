@@ -55,7 +55,13 @@ def check_precision() -> str:
 
 
 def run(
-    spec, out=None, *, elasticities: bool | None = None, progress=None, command: str | None = None
+    spec,
+    out=None,
+    *,
+    elasticities: bool | None = None,
+    calibration: str | None = None,
+    progress=None,
+    command: str | None = None,
 ) -> xr.Dataset:
     """Evaluate every point of a grid and return the results as a labelled `xarray.Dataset`.
 
@@ -64,6 +70,8 @@ def run(
             README section "Grid files" lists every key.
         out: optional NetCDF path; the Dataset is also written there (temporary file, then rename).
         elasticities: True/False overrides the spec's `elasticities` key (None: as the spec says).
+        calibration: a calibration file or built-in name ("mlenergy-v3") applied to a physical
+            first-principles grid; overrides the spec's `calibration` key (docs/calibration.md §5).
         progress: True (a progress line on stderr for runs over a second), False or None (none), or a
             callable `progress(done_blocks, total_blocks, elapsed_s)`.
         command: the text recorded in the `history` attribute (default: this call).
@@ -78,6 +86,8 @@ def run(
     """
     precision = check_precision()
     spec = as_spec(spec)
+    if calibration is not None:
+        spec = _grid.parse({**spec.raw, "calibration": str(calibration)}, spec.where)
     if elasticities is not None:
         spec = dataclasses.replace(spec, elasticities=bool(elasticities) or spec.uncertainty)
     if out is not None:
@@ -150,6 +160,7 @@ def run(
             "profile_provenance": json.dumps(table.provenance, sort_keys=True),
             **{k: v for k, v in spec.params.items() if v is not None},
             **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}),
+            **({"calibration": spec.calibration} if spec.calibration else {}),
             **extra_attrs,
         },
     )

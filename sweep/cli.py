@@ -1,4 +1,4 @@
-"""Command-line interface: `sweep run`, `sweep list`.
+"""Command-line interface: `sweep run`, `sweep list`, `sweep calibrate`, `sweep predict`, ….
 
 Bad input exits with status 2 and a one-line message naming the file, key and allowed values.
 """
@@ -22,6 +22,9 @@ examples:
   sweep model import config.json --name my-model       add a model from a local HF config
   sweep optimize grids/fleet_split.toml --refine       best routing split per setup
   sweep reproduce                                      the paper's Tables 1-5 (make run)
+  sweep calibrate MEAS.csv -o CAL.toml                 fit the physics to measured runs
+  sweep predict ROWS.csv --calibration mlenergy-v3 -o PRED.csv
+                                                       predicted tok/s, power, tok/J per row
 
 Grid files are TOML; see the README section "Grid files" for every key.
 """
@@ -228,6 +231,75 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _percent(x: float) -> str:
+    return f"{100 * x:.1f} %" if x == x else "-"
+
+
+def _error_table(summary: dict, title: str) -> str:
+    lines = [
+        f"{title}: median |ln(predicted / measured)|",
+        f"{'gpu':<10}{'rows':>6}{'tok/J':>9}{'tok/s':>9}{'power':>9}{'ITL':>9}{'tok/J bias':>12}",
+    ]
+    for gpu, e in summary.items():
+        lines.append(
+            f"{gpu:<10}{e['rows']:>6}{_percent(e['tokens_per_joule']):>9}{_percent(e['tokens_per_second']):>9}"
+            f"{_percent(e['power_w']):>9}{_percent(e['itl_s']):>9}{e['tokens_per_joule_bias']:>11.3f}x"
+        )
+    return "\n".join(lines)
+
+
+def cmd_calibrate(args) -> int:
+    from sweep.calibration.fit import check_fit_names
+    from sweep.calibration.workflow import calibrate
+    from sweep.output import check_writable
+
+    names = check_fit_names(args.fit.split(","))
+    check_writable(args.output)
+    start = time.perf_counter()
+    doc = calibrate(
+        args.measurements, args.output, fit_names=names, per=args.per, prompt_tokens=args.prompt_tokens
+    )
+    elapsed = time.perf_counter() - start
+    rows = sum(f["rows"] for f in doc["data"])
+    print(f"fitted {', '.join(doc['fitted'])} per {doc['per']} on {rows} rows in {elapsed:.1f} s")
+    prompt = doc["prompt_tokens"]
+    if prompt["handling"] == "assumed":
+        print(
+            f"prompt_tokens: blank in the data; assumed {prompt['value']:g} tokens (--prompt-tokens; "
+            "docs/calibration.md §4)"
+        )
+    elif prompt["handling"] == "fitted":
+        print(
+            f"prompt_tokens: blank in the data; fitted {prompt['value']:.0f} ± {prompt['standard_error']:.0f}"
+        )
+    for label, g in doc["groups"].items():
+        fitted = ", ".join(f"{n} {g['values'][n]:.4g} ± {g['standard_errors'][n]:.2g}" for n in doc["fitted"])
+        print(f"  {label} ({g['rows']} rows): {fitted}")
+    print(_error_table(doc["residuals"], "in-sample"))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from sweep.calibration.workflow import predict
+    from sweep.output import check_writable
+
+    check_writable(args.output)
+    rows, summary = predict(
+        args.rows, args.output, calibration=args.calibration, prompt_tokens=args.prompt_tokens
+    )
+    over = sum(r["exceeds_kv_capacity"] for r in rows)
+    model = f"calibration {args.calibration}" if args.calibration else "the uncalibrated physical model"
+    print(
+        f"predicted {len(rows)} rows with {model}"
+        + (f"; {over} exceed the KV capacity (NaN)" if over else "")
+    )
+    if summary:
+        print(_error_table(summary, "against the measured columns"))
+    print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sweep",
@@ -292,6 +364,66 @@ def build_parser() -> argparse.ArgumentParser:
         "paper's); grid points above it are skipped",
     )
     p_opt.set_defaults(func=cmd_optimize)
+
+    from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT, MECHANISMS
+    from sweep.vocabulary import CALIBRATION_GROUPS
+
+    p_cal = sub.add_parser(
+        "calibrate",
+        help="fit the decode-step mechanisms to measured runs (CSV) and write a calibration (TOML)",
+        description="Fit the chosen mechanisms of the physical model (per GPU, shared across models and "
+        "TP) by least squares on ln tokens/s, ln power and ln ITL of measured runs, and write the values, "
+        "standard errors, correlations, data hashes and residuals to CAL.toml. The measurement format is "
+        "in the README (section 'Measured reality'); the science in docs/calibration.md.",
+        epilog="mechanisms (name: meaning [bounds]):\n"
+        + "\n".join(f"  {n}: {m.meaning} [{m.lower:g}, {m.upper:g}] {m.unit}" for n, m in MECHANISMS.items())
+        + "\n  prompt_tokens: mean prompt length where the data leaves it blank (a shared nuisance parameter)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_cal.add_argument("measurements", nargs="+", help="measurement CSV file(s)")
+    p_cal.add_argument("-o", "--output", required=True, help="calibration TOML to write (atomically)")
+    p_cal.add_argument(
+        "--fit",
+        default=",".join(DEFAULT_FIT),
+        metavar="NAMES",
+        help=f"comma-separated parameters to fit (default: {','.join(DEFAULT_FIT)}); the others stay at "
+        "their documented priors",
+    )
+    p_cal.add_argument(
+        "--per",
+        choices=CALIBRATION_GROUPS,
+        default="gpu",
+        help="one set per GPU (default) or per GPU and model",
+    )
+    p_cal.add_argument(
+        "--prompt-tokens",
+        type=float,
+        default=ASSUMED_PROMPT_TOKENS,
+        metavar="N",
+        help=f"assumed mean prompt tokens where the data leaves prompt_tokens blank (default {ASSUMED_PROMPT_TOKENS:g}; "
+        "--fit prompt_tokens fits it instead)",
+    )
+    p_cal.set_defaults(func=cmd_calibrate)
+
+    p_pred = sub.add_parser(
+        "predict",
+        help="predict tokens/s, power, tokens/J and ITL for each row of a measurement-format CSV",
+        description="For each row (measured columns may be absent), predict at the row's concurrency and "
+        "sequence length and write the row back with predicted_tokens_per_second, predicted_power_w, "
+        "predicted_tokens_per_joule, predicted_itl_s and exceeds_kv_capacity (paged check: the n·L̄ tokens "
+        "held must fit). Without --calibration: the uncalibrated physical model.",
+    )
+    p_pred.add_argument("rows", nargs="+", help="measurement-format CSV file(s)")
+    p_pred.add_argument("-o", "--output", required=True, help="CSV file to write (atomically)")
+    p_pred.add_argument("--calibration", help="calibration TOML or built-in name (mlenergy-v3)")
+    p_pred.add_argument(
+        "--prompt-tokens",
+        type=float,
+        metavar="N",
+        help="mean prompt tokens where a row leaves it blank (default: the calibration's assumption, else "
+        f"{ASSUMED_PROMPT_TOKENS:g})",
+    )
+    p_pred.set_defaults(func=cmd_predict)
 
     p_list = sub.add_parser("list", help="list catalog entries with provenance")
     p_list.add_argument("what", choices=list(LISTS), help="what to list")

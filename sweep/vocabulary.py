@@ -6,11 +6,19 @@ Integer codes are what the compiled kernels see (a Profile's `power_model`, a fl
 
 CONVENTIONS = ("paper", "physical")  # docs/models.md §5
 QUALITIES = ("measured", "calibrated", "projected")  # provenance of a catalog value
-POWER_MODELS = {"logistic": 0, "tdp_fraction": 1}  # docs/models.md §1 (logistic) and §2 (TDP fraction)
+POWER_MODELS = {
+    "logistic": 0,
+    "tdp_fraction": 1,
+    "utilization": 2,
+}  # docs/models.md §1, §2; docs/calibration.md
 TOPOLOGIES = {"homogeneous": 0, "pool": 1, "fleetopt": 2}  # docs/models.md §3
 POOLS = ("short", "long")  # the two pools of a routed fleet, in the order of the `pool` dim
 WEIGHT_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5}
 KV_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+CALIBRATION_GROUPS = (
+    "gpu",
+    "gpu,model",
+)  # `sweep calibrate --per`: one parameter set per GPU or per GPU and model
 BATCH_MAX = 0  # encoding of batch = "max" in the integer batch coordinate
 REFINEMENT_STATUS = {
     -1: "infeasible",

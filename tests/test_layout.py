@@ -17,6 +17,7 @@ LAYERS = [
     ("sweep.physics",),
     ("sweep.fleet",),
     ("sweep.catalogs",),
+    ("sweep.calibration",),
     ("sweep.grid",),
     ("sweep.output",),
     ("sweep.api",),

@@ -29,7 +29,14 @@ REQUIRED_FIELDS = (
     "price_per_gpu_hour",
     "prefill_chunk_tokens",
 )
-OPTIONAL_FIELDS = ("fp8_flops", "power_idle_w", "power_nominal_w", "power_k", "power_x0")
+OPTIONAL_FIELDS = (
+    "fp8_flops",
+    "power_idle_w",
+    "power_nominal_w",
+    "power_k",
+    "power_x0",
+    "interconnect_bytes_per_s",
+)
 GPU_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 # field -> (rule of `sweep.validate.RULES`, integer)
 RULES = {
@@ -44,6 +51,7 @@ RULES = {
     "power_nominal_w": ("positive", False),
     "power_k": ("positive", False),
     "power_x0": ("finite", False),
+    "interconnect_bytes_per_s": ("positive", False),
 }
 
 

@@ -24,6 +24,7 @@ from sweep.physics.derive import (
     SERVING_DEFAULTS,
     derive_quantities,
 )
+from sweep.physics.mechanisms import MECHANISMS
 from sweep.physics.profile import LOGISTIC_POWER, TDP_FRACTION_POWER, Profile
 from sweep.vocabulary import KV_DTYPE_BYTES, POWER_MODELS, WEIGHT_DTYPE_BYTES
 
@@ -60,8 +61,14 @@ def serving_config(
     power_model="tdp_fraction",
     power_idle_fraction=PAPER_POWER_IDLE_FRACTION,
     power_dynamic_fraction=PAPER_POWER_DYNAMIC_FRACTION,
+    prefill_tokens_per_output=0.0,
+    **mechanisms,
 ) -> dict:
-    """Serving dict (float64 scalars) from names; kv_dtype defaults to the weight dtype (int4 → bf16)."""
+    """Serving dict (float64 scalars) from names; kv_dtype defaults to the weight dtype (int4 → bf16).
+
+    `mechanisms` are the decode-step mechanism parameters of `sweep.physics.mechanisms.MECHANISMS`
+    (flops_efficiency, step_overhead_s, …), each checked against its bounds; absent ones are neutral.
+    """
     wb = weight_dtype_bytes(weight_dtype)
     if kv_dtype is None:
         kv_dtype = "bf16" if str(weight_dtype).lower() == "int4" else weight_dtype
@@ -97,6 +104,12 @@ def serving_config(
         "power_idle_fraction": _range("power_idle_fraction", power_idle_fraction, 0.0, 1.0),
         "power_dynamic_fraction": _range("power_dynamic_fraction", power_dynamic_fraction, 0.0, 1.0),
     }
+    s["prefill_tokens_per_output"] = _range("prefill_tokens_per_output", prefill_tokens_per_output, 0.0, 1e6)
+    for key, v in mechanisms.items():
+        if key not in MECHANISMS:
+            raise InvalidValueError(f"serving key '{key}': allowed: {', '.join(MECHANISMS)}")
+        m = MECHANISMS[key]
+        s[key] = _range(key, v, m.lower, m.upper)
     if prefill_chunk_tokens is not None:
         s["prefill_chunk_tokens"] = _int("prefill_chunk_tokens", prefill_chunk_tokens)
     return {k: jnp.asarray(v, jnp.float64) for k, v in s.items()}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sweep import validate as V
+from sweep.calibration.store import BUILTIN
 from sweep.errors import SweepInputError, SweepWarning
 from sweep.files import read_text
 from sweep.vocabulary import (
@@ -74,6 +75,12 @@ AXES = {
     "moe_dispatch_overhead_s": Axis(
         "nonnegative", 0.0, "profile", "MoE dispatch time per MoE layer per step (physical roofline)"
     ),
+    "prefill_tokens_per_output": Axis(
+        "nonnegative",
+        0.0,
+        "profile",
+        "prompt tokens prefilled per output token inside decode steps (physical roofline; 0 = decode only)",
+    ),
     # single-instance point axes
     "context": Axis("positive_int", None, "instance", "context window C in tokens"),
     "batch": Axis("batch", "max", "instance", 'sequences in flight: positive integers or "max" (= n_max)'),
@@ -103,6 +110,7 @@ ROOFLINE_ONLY = (
     "reserve_bytes",
     "prefill_chunk_tokens",
     "moe_dispatch_overhead_s",
+    "prefill_tokens_per_output",
 )
 CORE_DIMS = {
     "instance": ("gpu", "model", "context", "batch"),
@@ -126,6 +134,7 @@ TOP_KEYS = (
     "model_catalogs",
     "model_configs",
     "power_model",
+    "calibration",
 )
 
 
@@ -143,6 +152,7 @@ class GridSpec:
     dtype: str = "float64"
     chunk_points: int = DEFAULT_CHUNK_POINTS
     power_model: str = "tdp_fraction"
+    calibration: str | None = None  # calibration file (resolved path) or built-in name
     outputs: tuple = ()  # per-point output variables to compute and store (empty: all)
     profiles: list = field(default_factory=list)  # inline calibrated profile tables
     gpus: dict = field(default_factory=dict)  # inline GPU tables
@@ -430,6 +440,7 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
     profiles, gpus, models = _tables(where, spec)
     uncertainty = _flag(where, spec, "uncertainty")
     outputs = _outputs(where, spec)
+    calibration = _calibration(where, spec, profile)
     return GridSpec(
         where=where,
         mode=mode,
@@ -442,7 +453,8 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         uncertainty=uncertainty,
         dtype=_choice(where, spec, "dtype", DTYPES, "float64"),
         chunk_points=chunk,
-        power_model=_choice(where, spec, "power_model", POWER_MODELS, "tdp_fraction"),
+        power_model=_power_model(where, spec, calibration),
+        calibration=calibration,
         outputs=outputs,
         profiles=profiles,
         gpus=gpus,
@@ -452,6 +464,50 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         model_configs=_paths(where, spec, "model_configs"),
         raw=spec,
     )
+
+
+def _calibration(where: str, spec: dict, profile: str) -> str | None:
+    """The `calibration` key: a built-in name or a file (relative to the grid's folder); physical roofline only."""
+    value = spec.get("calibration")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        _fail(where, "calibration", f"got {value!r}; allowed: a calibration file or {', '.join(BUILTIN)}")
+    if profile != "roofline" or spec.get("convention", "physical") != "physical":
+        _fail(
+            where,
+            "calibration",
+            'a calibration applies to first-principles grids: needs profile = "roofline" and '
+            'convention = "physical"',
+        )
+    if value in BUILTIN:
+        return value
+    base = Path(where).parent if where != "<dict>" else Path(".")
+    path = Path(value) if Path(value).is_absolute() else base / value
+    if not path.is_file():
+        _fail(
+            where, "calibration", f"no such file {str(path)!r}; built-in calibrations: {', '.join(BUILTIN)}"
+        )
+    return str(path)
+
+
+def _power_model(where: str, spec: dict, calibration: str | None) -> str:
+    """`power_model`: "utilization" with a calibration (the fitted power model), else tdp_fraction by default."""
+    if calibration is None:
+        value = _choice(where, spec, "power_model", POWER_MODELS, "tdp_fraction")
+        if value == "utilization":
+            _fail(
+                where,
+                "power_model",
+                "'utilization' is the fitted power model of a calibration; give calibration",
+            )
+        return value
+    value = spec.get("power_model", "utilization")
+    if value != "utilization":
+        _fail(
+            where, "power_model", f"got {value!r} with a calibration; allowed: utilization (the fitted model)"
+        )
+    return value
 
 
 def _check_fleet(where: str, axes: dict, params: dict) -> None:

@@ -7,12 +7,14 @@ which θ entries get elasticities, their uncertainties and provenance.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from sweep import validate as V
+from sweep.calibration.store import load_calibration
 from sweep.catalogs import profiles as _calibrated
 from sweep.catalogs import setups
 from sweep.catalogs.gpus import GPU_FIELDS, default_gpu_catalog, load_gpu_catalog
@@ -24,6 +26,7 @@ from sweep.grid import spec as _grid
 from sweep.grid.engine import ProfileTable
 from sweep.physics import derive
 from sweep.physics.architecture import ARCH_FIELDS, dense_family
+from sweep.physics.mechanisms import MECHANISMS
 from sweep.physics.profile import CONTINUOUS_FIELDS, Profile
 
 ROOFLINE_ELASTICITY = (
@@ -43,6 +46,7 @@ ROOFLINE_ELASTICITY = (
     "power_idle_fraction",
     "power_dynamic_fraction",
 )
+CALIBRATED_ELASTICITY = tuple(MECHANISMS)  # with a calibration: every mechanism gets an elasticity
 DENSE_MODEL = re.compile(r"^dense-(\d+(\.\d+)?(e[+-]?\d+)?)b$", re.IGNORECASE)
 
 
@@ -87,6 +91,27 @@ def calibrated_table(spec: _grid.GridSpec) -> ProfileTable:
 
 def _unc(value: Value | None) -> float:
     return value.uncertainty if value is not None and value.quality == "projected" else 0.0
+
+
+def _calibrated_unc(value: float, standard_error: float) -> float:
+    """Relative half-width of the uniform band with the fitted standard error: √3·SE/|value| (0 at 0)."""
+    return math.sqrt(3.0) * standard_error / abs(value) if value else 0.0
+
+
+def _calibrated_provenance(calibration, values: dict, errors: dict, quality: str) -> dict:
+    """Provenance of the mechanism values a calibration gives one setup."""
+    how = "fitted" if quality == "calibrated" else "mean of the calibrated GPUs (this GPU was not measured)"
+    out = {}
+    for k, v in values.items():
+        fitted = k in errors
+        out[k] = {
+            "value": v,
+            "source": f"calibration {calibration.name}: "
+            + (how if fitted else "fixed prior (docs/calibration.md §3)"),
+            "quality": quality if fitted else "projected",
+            "uncertainty": _calibrated_unc(v, errors[k]) if fitted else 0.0,
+        }
+    return out
 
 
 def _lookup(available: dict, gpu: str, model: str):
@@ -136,6 +161,7 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
         raise SweepInputError(f"{where}: {exc}") from None
     _check_distinct_names(spec, gpus, models)
     names = [n for n in spec.axes if _grid.AXES[n].group == "profile"]
+    calibration = load_calibration(spec.calibration) if spec.calibration else None
     rows, provenance, unc = [], {}, []
     for combo in itertools.product(*(spec.axes[n] for n in names)):
         point = {**spec.params, **dict(zip(names, combo))}
@@ -157,9 +183,13 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
                     "reserve_bytes",
                     "prefill_chunk_tokens",
                     "moe_dispatch_overhead_s",
+                    "prefill_tokens_per_output",
                 )
                 if point.get(k) is not None
             }
+            if calibration is not None:
+                values, errors, quality = calibration.for_setup(g.name, m.name)
+                kwargs.update(values)
             serving = setups.serving_config(power_model=spec.power_model, **kwargs)
             setups.check_setup(g, m, serving)
         except SweepInputError as exc:
@@ -177,12 +207,18 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
             **{k: vars(v) for k, v in g.specs.items()},
             **{k: vars(v) for k, v in m.arch.items()},
         }
+        if calibration is not None:
+            unc[-1].update({f"serving.{k}": _calibrated_unc(values[k], se) for k, se in errors.items()})
+            provenance[f"{g.name}/{m.name}"].update(
+                _calibrated_provenance(calibration, values, errors, quality)
+            )
     keys = sorted(set().union(*rows))
     if any(set(r) != set(keys) for r in rows):
         raise SweepInputError(f"{where}: serving keys differ between profiles; give each key for all or none")
     theta = {k: np.array([r[k] for r in rows]) for k in keys}
+    serving_elastic = ROOFLINE_ELASTICITY + (CALIBRATED_ELASTICITY if calibration is not None else ())
     elastic = tuple(k for k in (f"gpu.{n}" for n in ROOFLINE_ELASTICITY) if k in theta) + tuple(
-        k for k in (f"serving.{n}" for n in ROOFLINE_ELASTICITY) if k in theta
+        k for k in dict.fromkeys(f"serving.{n}" for n in serving_elastic) if k in theta
     )
     return ProfileTable(
         categorical={n: list(spec.axes[n]) for n in names},

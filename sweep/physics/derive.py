@@ -35,6 +35,10 @@ Conventions (docs/models.md §2 and §5):
           and come out of the (1 − u) headroom. Set `reserve_bytes` per grid to match a vLLM log.
     min_concurrency = 0: a model that does not fit has kv_blocks = 0 (the engine marks it infeasible).
     compute peak: fp8 FLOPS when weights are fp8, else fp16 (int4 weights run W4A16 kernels).
+    decode-step mechanisms (docs/calibration.md §1; `sweep.physics.mechanisms`, neutral by default):
+          peak × flops_efficiency; t_step, t_seq; comm_time = 2L·t_ar and comm_time_per_token =
+          2L·2(TP−1)/TP·h·2 B/(η_link·B_link) when TP > 1; r = prefill_tokens_per_output;
+          utilization power coefficients a, b (power_model 2).
     power: TDP fraction (power_model 1) by default, with the SAME weight time as throughput. The
           logistic curve (power_model 0) is available only where a SKU has measured parameters
           (H100), and those were fitted to one model/TP (70B TP8), so it does not transfer across
@@ -54,7 +58,8 @@ import jax.numpy as jnp
 from sweep.errors import InvalidValueError
 from sweep.physics import intmath
 from sweep.physics.architecture import kv_bytes_per_token, kv_cache_heads, param_counts
-from sweep.physics.profile import LOGISTIC_FIELDS, TDP_FRACTION_POWER, Profile
+from sweep.physics.mechanisms import MECHANISMS
+from sweep.physics.profile import LOGISTIC_FIELDS, MECHANISM_FIELDS, TDP_FRACTION_POWER, Profile
 from sweep.vocabulary import CONVENTIONS
 
 GIB = 2**30
@@ -70,6 +75,7 @@ PAPER_POWER_IDLE_FRACTION = 0.43
 PAPER_POWER_DYNAMIC_FRACTION = 0.43
 
 DEFAULT_RESERVE_BYTES = 4 * GIB
+ACTIVATION_BYTES = 2.0  # bf16 activations in the tensor-parallel all-reduces
 
 SERVING_DEFAULTS = {
     "tp": 1.0,
@@ -85,6 +91,9 @@ SERVING_DEFAULTS = {
     "power_model": float(TDP_FRACTION_POWER),  # physical only (paper: TDP fraction)
     "power_idle_fraction": PAPER_POWER_IDLE_FRACTION,  # physical only
     "power_dynamic_fraction": PAPER_POWER_DYNAMIC_FRACTION,  # physical only
+    "prefill_tokens_per_output": 0.0,  # physical only: r, prompt tokens interleaved per output token
+    # physical only: the decode-step mechanisms at their neutral values (sweep.physics.mechanisms)
+    **{k: m.neutral for k, m in MECHANISMS.items() if k not in ("bandwidth_efficiency", "layer_overhead_s")},
 }
 # prefill_chunk_tokens: optional serving key; default = the GPU's catalog value.
 
@@ -135,6 +144,7 @@ def _paper_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
         power_model=jnp.asarray(float(TDP_FRACTION_POWER)),
         idle_frac=PAPER_POWER_IDLE_FRACTION,
         dyn_frac=PAPER_POWER_DYNAMIC_FRACTION,
+        mechanisms=dict.fromkeys(MECHANISM_FIELDS, 0.0),
     )
 
 
@@ -170,12 +180,33 @@ def _physical_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
         hs=c_cal * kv_tok_gpu / (eff * bw),
         reserve=s["reserve_bytes"],
         flops_tok=2 * c["streamed"] / tp,
-        peak=jnp.where(wb == 1.0, _a(gpu, "fp8_flops", jnp.nan), _a(gpu, "fp16_flops")),
+        peak=s["flops_efficiency"]
+        * jnp.where(wb == 1.0, _a(gpu, "fp8_flops", jnp.nan), _a(gpu, "fp16_flops")),
         min_conc=0.0,
         power_model=s["power_model"],
         idle_frac=s["power_idle_fraction"],
         dyn_frac=s["power_dynamic_fraction"],
+        mechanisms=_mechanism_fields(gpu, model, s),
     )
+
+
+def _mechanism_fields(gpu: dict, model: dict, s: dict) -> dict:
+    """The Profile's decode-step mechanism fields (docs/calibration.md §1); all zero at neutral values."""
+    tp, h = s["tp"], _a(model, "hidden_size")
+    allreduces = jnp.where(tp > 1, 2.0 * _a(model, "n_layers"), 0.0)  # after attention and after the MLP
+    link_bytes_per_s = s["interconnect_efficiency"] * _a(gpu, "interconnect_bytes_per_s", jnp.nan)
+    on = jnp.isfinite(link_bytes_per_s) & (link_bytes_per_s > 0)
+    safe_link = jnp.where(on, link_bytes_per_s, 1.0)  # double where: no NaN where the term is off
+    ring_bytes_per_token = 2.0 * (tp - 1.0) / tp * h * ACTIVATION_BYTES
+    return {
+        "step_overhead_s": s["step_overhead_s"],
+        "sequence_overhead_s": s["sequence_overhead_s"],
+        "comm_time_s": allreduces * s["allreduce_latency_s"],
+        "comm_time_per_token_s": jnp.where(on, allreduces * ring_bytes_per_token / safe_link, 0.0),
+        "prefill_tokens_per_output": s["prefill_tokens_per_output"],
+        "power_memory_coefficient": s["power_memory_coefficient"],
+        "power_compute_coefficient": s["power_compute_coefficient"],
+    }
 
 
 def _kv_budget(gpu: dict, s: dict, t: dict, relaxed: bool):
@@ -223,6 +254,7 @@ def _assemble(gpu: dict, serving: dict, s: dict, t: dict, c_cal, budget, kv_bloc
         else _a(gpu, "prefill_chunk_tokens"),
         "price_per_gpu_hour": _a(gpu, "price_per_gpu_hour"),
         "min_concurrency": jnp.asarray(t["min_conc"]),
+        **t["mechanisms"],
     }
     c = t["c"]
     q = dict(

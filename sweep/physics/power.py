@@ -7,13 +7,17 @@ TDP fraction (first-principles profiles, the paper planner):
     kv_frac = H_eff·n / (W_p + H_eff·n),
     compute_frac = flops_per_token·n / ((W_p + H_eff·n) · peak_flops),
 with W_p = power_weight_time_s and H_eff = H_s·L̄/C_cal.
+Utilization (calibrated first-principles profiles, docs/calibration.md §1), per GPU:
+    P(n) = TDP · (p_idle + (1 − p_idle) · clip(a·u_mem + b·u_cmp, 0, 1)),
+    u_mem = memory_time / τ,  u_cmp = compute_time / τ   (the shares of the step the roofline terms fill),
+with p_idle = power_idle_fraction, a = power_memory_coefficient, b = power_compute_coefficient.
 """
 
 import jax.numpy as jnp
 
 from sweep.physics import intmath as _intmath
-from sweep.physics.profile import LOGISTIC_POWER, Profile
-from sweep.physics.roofline import compute_time_s, kv_time_s
+from sweep.physics.profile import LOGISTIC_POWER, TDP_FRACTION_POWER, Profile
+from sweep.physics.roofline import compute_time_s, iteration_time_s, kv_time_s, memory_time_s
 
 
 def logistic_power_w(profile: Profile, concurrency, *, relaxed: bool = False):
@@ -35,6 +39,17 @@ def tdp_fraction_power_w(profile: Profile, concurrency, mean_length_tokens):
     return p.tdp_w * (p.power_idle_fraction + p.power_dynamic_fraction * activity)
 
 
+def utilization_power_w(profile: Profile, concurrency, mean_length_tokens):
+    """Utilization-driven per-GPU power (W): the floor plus memory and compute activity, clipped at TDP."""
+    p = profile
+    tau_s = iteration_time_s(p, concurrency, mean_length_tokens)
+    safe_tau_s = jnp.where(tau_s > 0, tau_s, 1.0)  # double where: finite gradients where τ = 0
+    u_mem = jnp.where(tau_s > 0, memory_time_s(p, concurrency, mean_length_tokens) / safe_tau_s, 0.0)
+    u_cmp = jnp.where(tau_s > 0, compute_time_s(p, concurrency) / safe_tau_s, 0.0)
+    activity = jnp.clip(p.power_memory_coefficient * u_mem + p.power_compute_coefficient * u_cmp, 0.0, 1.0)
+    return p.tdp_w * (p.power_idle_fraction + (1.0 - p.power_idle_fraction) * activity)
+
+
 def gpu_power_w(profile: Profile, concurrency, mean_length_tokens, *, relaxed: bool = False, logistic_w=None):
     """Per-GPU power (W) under the profile's power model: the one switch between the two.
 
@@ -46,5 +61,9 @@ def gpu_power_w(profile: Profile, concurrency, mean_length_tokens, *, relaxed: b
     return jnp.where(
         profile.power_model == LOGISTIC_POWER,
         logistic_w,
-        tdp_fraction_power_w(profile, concurrency, mean_length_tokens),
+        jnp.where(
+            profile.power_model == TDP_FRACTION_POWER,
+            tdp_fraction_power_w(profile, concurrency, mean_length_tokens),
+            utilization_power_w(profile, concurrency, mean_length_tokens),
+        ),
     )

@@ -9,10 +9,14 @@ Two kinds of profile produce this same pytree:
 - *roofline* (first-principles) profiles: fields derived from a hardware spec and a model
   architecture by pure JAX functions, so gradients flow back to the hardware specs.
 
-Power model (`power_model` field, 0 or 1, selected with `jnp.where`, never Python branching):
+Power model (`power_model` field, 0, 1 or 2, selected with `jnp.where`, never Python branching):
 - 0 = logistic in batch (docs/models.md §1): uses `power_idle_w`, `power_nominal_w`, `power_k`, `power_x0`;
 - 1 = TDP fraction (docs/models.md §2): P = tdp_w·(power_idle_fraction + power_dynamic_fraction·
-  min(1, kv_frac + compute_frac)), with `power_weight_time_s`, `flops_per_token`, `peak_flops`.
+  min(1, kv_frac + compute_frac)), with `power_weight_time_s`, `flops_per_token`, `peak_flops`;
+- 2 = utilization (docs/calibration.md §1): P = tdp_w·(p_idle + (1 − p_idle)·clip(a·u_mem + b·u_cmp, 0, 1)).
+
+The last seven fields are the calibrated decode-step mechanisms (docs/calibration.md §1); their
+defaults (zero) leave the iteration time and power exactly as the paper's equations give them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sweep.vocabulary import POWER_MODELS
 
 LOGISTIC_POWER = POWER_MODELS["logistic"]
 TDP_FRACTION_POWER = POWER_MODELS["tdp_fraction"]
+UTILIZATION_POWER = POWER_MODELS["utilization"]
 LOGISTIC_FIELDS = (
     "power_idle_w",
     "power_nominal_w",
@@ -66,6 +71,13 @@ class Profile(NamedTuple):
     prefill_chunk_tokens: jax.Array  # chunked-prefill size (tokens per iteration); integer-valued
     price_per_gpu_hour: jax.Array  # $ per GPU-hour
     min_concurrency: jax.Array  # floor on n_max (paper planner clamps roofline profiles to 1); 0 = none
+    step_overhead_s: jax.Array  # t_step: fixed time per decode step (s)
+    sequence_overhead_s: jax.Array  # t_seq: time per running sequence per step (s)
+    comm_time_s: jax.Array  # tensor-parallel all-reduce latency per step, 2L·t_ar (s)
+    comm_time_per_token_s: jax.Array  # all-reduce transfer time per token through the linears (s)
+    prefill_tokens_per_output: jax.Array  # r: prompt tokens prefilled per output token (interleaved)
+    power_memory_coefficient: jax.Array  # a: utilization power per unit memory activity
+    power_compute_coefficient: jax.Array  # b: utilization power per unit compute activity
 
     @classmethod
     def from_mapping(cls, values: dict, dtype=None) -> Profile:
@@ -89,6 +101,8 @@ CONTINUOUS_FIELDS = (
     "power_x0",
 )
 
+MECHANISM_FIELDS = Profile._fields[-7:]  # the calibrated decode-step mechanisms; 0 = off
+
 # Defaults for fields a calibrated (logistic-power) profile does not need.
 LOGISTIC_DEFAULTS = {
     "power_model": LOGISTIC_POWER,
@@ -99,4 +113,5 @@ LOGISTIC_DEFAULTS = {
     "flops_per_token": 0.0,
     "peak_flops": 1.0,
     "min_concurrency": 0,
+    **dict.fromkeys(MECHANISM_FIELDS, 0.0),
 }

@@ -32,6 +32,7 @@ IDS = [
     "llama-3.1-70b",
     "llama-3.1-405b",
     "qwen3-8b",
+    "qwen3-14b",
     "qwen3-32b",
     "qwen3-30b-a3b",
     "qwen3-235b-a22b",
@@ -83,6 +84,7 @@ def test_physical_parameter_counts():
     want = {  # (total, active) in billions, published model cards
         "llama-3.1-405b": (405.85, 405.85),
         "qwen3-8b": (8.19, 8.19),
+        "qwen3-14b": (14.77, 14.77),  # Qwen3-14B model card: 14.8 B
         "qwen3-32b": (32.76, 32.76),
         "qwen3-30b-a3b": (30.53, 3.35),
         "qwen3-235b-a22b": (235.09, 22.19),

@@ -1,0 +1,1 @@
+"""Calibration of the physical first-principles model to measured deployments (docs/calibration.md)."""

@@ -1,0 +1,227 @@
+"""Least-squares calibration of the decode-step mechanisms to measured runs (docs/calibration.md §2–§3).
+
+Residuals per row (each weight 1): ln(tokens/s predicted / measured), ln(power predicted / measured)
+and, where the row gives it, ln(ITL predicted / measured). The chosen mechanisms are free per group
+(per GPU by default, shared across models and TP, so a fit on small models transfers to large ones;
+or per GPU and model), every other mechanism sits at its documented prior (`Mechanism.fixed`).
+
+Solver: scipy.optimize.least_squares (trust-region reflective, bounds) fed with the exact JAX
+Jacobian (`jax.jacfwd`, jitted). Standard errors from s²·(JᵀJ)⁻¹, s² = RSS / (m − k).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sweep.calibration.model import predict, row_inputs
+from sweep.errors import InvalidValueError, SweepInputError, SweepWarning
+from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT, MECHANISMS
+from sweep.vocabulary import CALIBRATION_GROUPS
+
+PROMPT = "prompt_tokens"  # the shared nuisance parameter: mean prompt length where a row leaves it blank
+PROMPT_BOUNDS = (0.0, 8192.0)
+NOT_IDENTIFIED_REL_SE = 0.5  # SE above half the value (or of the bound range near 0): not identified
+CORRELATED = 0.95
+
+
+@dataclass
+class Fit:
+    """A fitted calibration: values, standard errors and correlations of the free parameters."""
+
+    per: str
+    fitted: tuple  # mechanism names free per group
+    groups: tuple  # group labels: "H100" or "H100/llama-3.1-8b"
+    values: dict  # group -> {mechanism: value} (fitted and fixed)
+    standard_errors: dict  # group -> {mechanism: SE} (fitted only)
+    parameters: tuple  # labels of the free parameters, "H100.bandwidth_efficiency", "prompt_tokens"
+    correlation: np.ndarray
+    prompt: dict  # {"handling": "assumed"|"fitted"|"measured", "value": .., "standard_error": ..}
+    rows: dict  # group -> row count
+    cost: float
+    evaluations: int
+    warnings: list = field(default_factory=list)
+
+
+def _group_of(row, per: str) -> str:
+    return row["gpu"] if per == "gpu" else f"{row['gpu']}/{row['model']}"
+
+
+def check_fit_names(names) -> tuple:
+    """The names to fit, checked: mechanisms of `sweep.physics.mechanisms` or `prompt_tokens`."""
+    names = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    allowed = (*MECHANISMS, PROMPT)
+    for n in names:
+        if n not in allowed:
+            raise InvalidValueError(f"--fit: unknown parameter '{n}'; allowed: {', '.join(allowed)}")
+    if not names:
+        raise InvalidValueError(f"--fit: no parameter named; allowed: {', '.join(allowed)}")
+    return names
+
+
+def _start(name: str) -> float:
+    m = MECHANISMS[name]
+    return m.fixed if m.fixed > m.lower else m.lower + 0.01 * (m.upper - m.lower)
+
+
+def fit(
+    measurements,
+    *,
+    names=DEFAULT_FIT,
+    per: str = "gpu",
+    prompt_tokens: float = ASSUMED_PROMPT_TOKENS,
+) -> Fit:
+    """Fit `names` per group to `measurements` (a `Measurements`); see the module docstring.
+
+    `prompt_tokens` is the assumed mean prompt length of rows that leave it blank, unless
+    "prompt_tokens" is among `names` (then it is one shared fitted parameter).
+    """
+    from scipy.optimize import least_squares
+
+    if per not in CALIBRATION_GROUPS:
+        raise InvalidValueError(f"--per '{per}': allowed values: {', '.join(CALIBRATION_GROUPS)}")
+    names = check_fit_names(names)
+    fit_prompt = PROMPT in names
+    mech_names = tuple(n for n in names if n != PROMPT)
+    inputs = row_inputs(measurements)
+    rows = measurements.rows
+    groups = tuple(dict.fromkeys(_group_of(r, per) for r in rows))
+    index = np.array([groups.index(_group_of(r, per)) for r in rows])
+    unknown_prompt = bool(np.isnan(inputs.prompt_tokens).any())
+    fit_prompt = fit_prompt and unknown_prompt
+    k = len(groups) * len(mech_names) + int(fit_prompt)
+    itl = measurements.column("itl_s")
+    m = 2 * len(rows) + int(np.isfinite(itl).sum())
+    if m <= k:
+        raise SweepInputError(
+            f"{_files(measurements)}: {len(rows)} rows give {m} residuals, not more than the {k} parameters "
+            f"to fit; add rows or fit fewer parameters (--fit)"
+        )
+
+    lower = np.array(
+        [MECHANISMS[n].lower for _ in groups for n in mech_names] + [PROMPT_BOUNDS[0]] * fit_prompt
+    )
+    upper = np.array(
+        [MECHANISMS[n].upper for _ in groups for n in mech_names] + [PROMPT_BOUNDS[1]] * fit_prompt
+    )
+    scale = np.maximum(np.abs(upper - lower) * 0.01, 1e-12)  # x = θ / scale: O(1) variables
+    start = np.array([_start(n) for _ in groups for n in mech_names] + [prompt_tokens] * fit_prompt)
+    fixed = {n: MECHANISMS[n].fixed for n in MECHANISMS if n not in mech_names}
+    measured = {
+        "tokens_per_second": jnp.asarray(measurements.column("tokens_per_second")),
+        "power_w": jnp.asarray(measurements.column("power_w")),
+        "itl_s": jnp.asarray(itl),
+    }
+
+    def residuals(x):
+        theta = x * scale
+        per_group = theta[: len(groups) * len(mech_names)].reshape(len(groups), len(mech_names))
+        mech = {**fixed, **{n: per_group[index, j] for j, n in enumerate(mech_names)}}
+        prompt = theta[-1] if fit_prompt else prompt_tokens
+        pred = predict(inputs, mech, prompt)
+        r_itl = jnp.log(pred["itl_s"] / jnp.where(jnp.isnan(measured["itl_s"]), 1.0, measured["itl_s"]))
+        return jnp.concatenate(
+            [
+                jnp.log(pred["tokens_per_second"] / measured["tokens_per_second"]),
+                jnp.log(pred["power_w"] / measured["power_w"]),
+                jnp.where(jnp.isnan(measured["itl_s"]), 0.0, r_itl),
+            ]
+        )
+
+    fun = jax.jit(residuals)
+    jac = jax.jit(jax.jacfwd(residuals))
+    sol = least_squares(
+        lambda x: np.asarray(fun(x)),
+        start / scale,
+        jac=lambda x: np.asarray(jac(x)),
+        bounds=(lower / scale, upper / scale),
+        method="trf",
+        x_scale="jac",
+        xtol=1e-12,
+        ftol=1e-12,
+        gtol=1e-12,
+        max_nfev=500,
+    )
+    theta = sol.x * scale
+    span = upper - lower
+    theta = np.where(theta - lower < 1e-9 * span, lower, np.where(upper - theta < 1e-9 * span, upper, theta))
+    j = np.asarray(jac(sol.x)) / scale  # ∂r/∂θ
+    dof = max(m - k, 1)
+    s2 = 2.0 * sol.cost / dof
+    cov = s2 * np.linalg.pinv(j.T @ j)
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    denom = np.outer(se, se)
+    corr = np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
+    labels = tuple(f"{g}.{n}" for g in groups for n in mech_names) + ((PROMPT,) if fit_prompt else ())
+
+    values, errors = {}, {}
+    for gi, g in enumerate(groups):
+        values[g] = {**fixed}
+        errors[g] = {}
+        for ji, n in enumerate(mech_names):
+            values[g][n] = float(theta[gi * len(mech_names) + ji])
+            errors[g][n] = float(se[gi * len(mech_names) + ji])
+        values[g] = {n: values[g][n] for n in MECHANISMS}
+    if fit_prompt:
+        prompt = {"handling": "fitted", "value": float(theta[-1]), "standard_error": float(se[-1])}
+    elif unknown_prompt:
+        prompt = {"handling": "assumed", "value": float(prompt_tokens)}
+    else:
+        prompt = {"handling": "measured"}
+    result = Fit(
+        per=per,
+        fitted=mech_names,
+        groups=groups,
+        values=values,
+        standard_errors=errors,
+        parameters=labels,
+        correlation=corr,
+        prompt=prompt,
+        rows={g: int((index == gi).sum()) for gi, g in enumerate(groups)},
+        cost=float(sol.cost),
+        evaluations=int(sol.nfev),
+    )
+    result.warnings = _identifiability(labels, theta, se, corr, lower, upper)
+    if PROMPT in names and not unknown_prompt:
+        result.warnings.append("prompt_tokens: every row gives its prompt length; nothing to fit")
+    return result
+
+
+def _files(measurements) -> str:
+    return ", ".join(f["path"] for f in measurements.files)
+
+
+def _identifiability(labels, theta, se, corr, lower, upper) -> list:
+    """One line per parameter the data does not identify: at a bound, a large SE, or inseparable pairs."""
+    notes = []
+    for i, label in enumerate(labels):
+        span = upper[i] - lower[i]
+        at_bound = min(theta[i] - lower[i], upper[i] - theta[i]) <= 1e-6 * span
+        rel = se[i] / max(abs(theta[i]), 0.05 * span)
+        if at_bound:
+            notes.append(
+                f"{label} = {theta[i]:.4g} is at its bound [{lower[i]:g}, {upper[i]:g}]: not identified"
+            )
+        elif not math.isfinite(rel) or rel > NOT_IDENTIFIED_REL_SE:
+            notes.append(
+                f"{label} = {theta[i]:.4g} ± {se[i]:.2g}: not identified by the data (standard error "
+                f"{100 * rel:.0f} % of its value)"
+            )
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            if abs(corr[i, j]) > CORRELATED:
+                notes.append(
+                    f"{labels[i]} and {labels[j]} are {corr[i, j]:+.2f} correlated: the data cannot separate them"
+                )
+    return notes
+
+
+def emit_warnings(result: Fit) -> None:
+    """Each identifiability note as one `SweepWarning`."""
+    for note in result.warnings:
+        warnings.warn(note, SweepWarning, stacklevel=2)

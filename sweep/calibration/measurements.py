@@ -1,0 +1,233 @@
+"""Measured deployments: the CSV files calibration reads (format in docs/calibration.md).
+
+One row per steady-state run of one serving instance. A file is UTF-8, comma-separated, with a header
+line first; cells are stripped of surrounding whitespace and a blank optional cell means "not given".
+
+- required: `gpu`, `model` (catalog names or aliases), `tp` (integer >= 1), `concurrency` (mean number
+  of running sequences, > 0) and, for measurements, `tokens_per_second` (output tokens per second, > 0)
+  and `power_w` (mean total GPU power, > 0); prediction inputs (`measured=False`) may leave those two out;
+- sequence length: `mean_context_tokens` (mean tokens held per running sequence, > 0) or `output_tokens`
+  (mean output tokens per request, > 0) with `prompt_tokens` (>= 0; blank: unknown);
+- optional: `num_gpus` (a multiple of tp, default tp: num_gpus / tp replicas whose tokens per second and
+  power are totals), `weight_dtype` and `kv_dtype` (default bf16), `max_num_seqs` (the batch cap, integer
+  >= 1), `itl_s` (median inter-token latency, > 0), `context` (the serving window, integer >= 1), `source`.
+
+Other columns are ignored with one `SweepWarning` per file. A bad cell is a one-line `SweepInputError`
+"<file>:<line>: column '<col>': got <cell>; allowed: <what>" (line 1 is the header).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from sweep import validate as V
+from sweep.catalogs import gpu_catalog, model_catalog
+from sweep.catalogs.provenance import suggest
+from sweep.errors import InvalidValueError, MissingFieldError, SweepInputError, SweepWarning, UnknownNameError
+from sweep.files import read_text
+from sweep.vocabulary import KV_DTYPE_BYTES, WEIGHT_DTYPE_BYTES
+
+REQUIRED = ("gpu", "model", "tp", "concurrency")
+MEASURED = ("tokens_per_second", "power_w")  # required when measured=True
+LENGTH = ("mean_context_tokens", "output_tokens")  # at least one per row
+# numeric column -> (rule of `sweep.validate.RULES`, integer)
+NUMERIC = {
+    "tp": ("at_least_one", True),
+    "num_gpus": ("at_least_one", True),
+    "concurrency": ("positive", False),
+    "tokens_per_second": ("positive", False),
+    "power_w": ("positive", False),
+    "itl_s": ("positive", False),
+    "mean_context_tokens": ("positive", False),
+    "prompt_tokens": ("nonnegative", False),
+    "output_tokens": ("positive", False),
+    "max_num_seqs": ("at_least_one", True),
+    "context": ("at_least_one", True),
+}
+DTYPES = {"weight_dtype": WEIGHT_DTYPE_BYTES, "kv_dtype": KV_DTYPE_BYTES}
+DEFAULT_DTYPE = "bf16"
+COLUMNS = ("source", "gpu", "model", *NUMERIC, *DTYPES)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Rows of one or more measurement files, in file and line order.
+
+    `rows`: one dict per data row: `gpu`, `model` (canonical names), the numeric columns as floats (NaN
+    when not given; `num_gpus` defaults to `tp`), `weight_dtype`, `kv_dtype`, `source` ("" if absent),
+    `where` ("<file>:<line>") and `raw` (the row's cells by header column, for writing it back).
+    `files`: per file {"path", "sha256" (of its bytes), "rows"}. `columns`: the header columns of all
+    files in first-seen order.
+    """
+
+    rows: tuple[dict, ...]
+    files: tuple[dict, ...]
+    columns: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, key: str) -> np.ndarray:
+        """The float64 values of numeric column `key` over the rows (NaN where not given)."""
+        if key not in NUMERIC:
+            raise InvalidValueError(
+                f"measurements: column {key!r} is not numeric; allowed: {', '.join(NUMERIC)}"
+            )
+        return np.array([row.get(key, math.nan) for row in self.rows], dtype=np.float64)
+
+
+def dtype_bytes(row: dict) -> tuple[float, float]:
+    """(weight, KV-cache) bytes per element of a row's `weight_dtype` and `kv_dtype`."""
+    return WEIGHT_DTYPE_BYTES[row["weight_dtype"]], KV_DTYPE_BYTES[row["kv_dtype"]]
+
+
+def read_measurements(paths, *, measured: bool = True) -> Measurements:
+    """Read and check measurement CSV files (one path or a sequence of paths), concatenated in order.
+
+    With `measured=False` (inputs to predict) `tokens_per_second` and `power_w` may be absent or blank.
+    Raises a one-line `SweepInputError` naming the file, line and column of the first bad cell.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise SweepInputError("measurements: no files given; allowed: one or more CSV files")
+    resolve = {"gpu": _resolver(gpu_catalog()), "model": _resolver(model_catalog())}
+    rows, files, columns = [], [], {}
+    for path in paths:
+        file_rows, header, sha256 = _read_file(path, measured, resolve)
+        rows.extend(file_rows)
+        files.append({"path": path, "sha256": sha256, "rows": len(file_rows)})
+        columns.update(dict.fromkeys(header))
+    return Measurements(rows=tuple(rows), files=tuple(files), columns=tuple(columns))
+
+
+def _fail(where: str, col: str, raw: str, allowed: str):
+    raise InvalidValueError(f"{where}: column '{col}': got {raw!r}; allowed: {allowed}")
+
+
+def _resolver(catalog):
+    """`resolve(where, col, name)`: the canonical catalog name, each distinct name looked up once."""
+    known = {}
+
+    def resolve(where: str, col: str, name: str) -> str:
+        if name not in known:
+            try:
+                known[name] = catalog.get(name).name
+            except UnknownNameError:
+                known[name] = None
+        if known[name] is None:
+            aliases = [a for e in catalog.entries.values() for a in e.aliases]
+            hint = suggest(name, [*catalog.names(), *aliases]) if name else ""
+            raise UnknownNameError(
+                f"{where}: column '{col}': got {name!r};{hint} allowed: "
+                f"{', '.join(sorted(catalog.names()))} (or their aliases)"
+            )
+        return known[name]
+
+    return resolve
+
+
+def _number(where: str, col: str, raw: str, required: bool) -> float:
+    """The float of a numeric cell, checked against its rule; NaN for a blank optional cell."""
+    rule, integer = NUMERIC[col]
+    test, allowed = V.RULES[rule]
+    if integer:
+        allowed = allowed.replace("numbers", "integers")
+    if raw == "" and not required:
+        return math.nan
+    try:
+        v = float(raw)
+    except ValueError:
+        _fail(where, col, raw, allowed)
+    if not math.isfinite(v) or not test(v) or (integer and not v.is_integer()):
+        _fail(where, col, raw, allowed)
+    return v
+
+
+def _parse_row(where: str, cells: dict, measured: bool, resolve: dict) -> dict:
+    """One checked row dict from its stripped cells (column -> text)."""
+    row = {col: resolve[col](where, col, cells.get(col, "")) for col in ("gpu", "model")}
+    required = REQUIRED + (MEASURED if measured else ())
+    numbers = {col: _number(where, col, cells.get(col, ""), col in required) for col in NUMERIC}
+    if math.isnan(numbers["num_gpus"]):
+        numbers["num_gpus"] = numbers["tp"]
+    elif numbers["num_gpus"] % numbers["tp"]:
+        _fail(where, "num_gpus", cells["num_gpus"], f"multiples of tp = {numbers['tp']:g}")
+    if all(math.isnan(numbers[col]) for col in LENGTH):
+        raise InvalidValueError(
+            f"{where}: columns 'mean_context_tokens' and 'output_tokens': both blank; "
+            "allowed: a number > 0 in at least one of them"
+        )
+    row.update(numbers)
+    for col, table in DTYPES.items():
+        raw = cells.get(col, "")
+        row[col] = raw.lower() or DEFAULT_DTYPE
+        if row[col] not in table:
+            _fail(where, col, raw, ", ".join(table))
+    row["source"] = cells.get("source", "")
+    row["where"] = where
+    return row
+
+
+def _read_file(path: str, measured: bool, resolve: dict) -> tuple[list, list, str]:
+    """(rows, header columns, sha256) of one measurement file."""
+    text = read_text(path, "measurement file")
+    sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()  # strict UTF-8 decodes and encodes back exactly
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    header, rows = None, []
+    try:
+        line = reader.line_num + 1
+        for record in reader:
+            if not any(cell.strip() for cell in record):  # blank line
+                line = reader.line_num + 1
+                continue
+            if header is None:
+                header = _check_header(path, line, [cell.strip() for cell in record], measured)
+            elif len(record) != len(header):
+                raise InvalidValueError(
+                    f"{path}:{line}: got {len(record)} cells; allowed: {len(header)}, one per header column"
+                )
+            else:
+                named = [(col, cell) for col, cell in zip(header, record) if col]
+                cells = {col: cell.strip() for col, cell in named}
+                row = _parse_row(f"{path}:{line}", cells, measured, resolve)
+                row["raw"] = dict(named)
+                rows.append(row)
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InvalidValueError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    if header is None:
+        raise SweepInputError(f"{path}: the file is empty; expected a header line and data rows")
+    if not rows:
+        raise SweepInputError(f"{path}: no data rows, only a header; expected one row per measured run")
+    return rows, [col for col in header if col], sha256
+
+
+def _check_header(path: str, line: int, header: list, measured: bool) -> list:
+    """Check the header's column names (required present, none twice); warn once about unknown ones."""
+    named = [col for col in header if col]
+    twice = sorted({col for col in named if named.count(col) > 1})
+    if twice:
+        raise InvalidValueError(
+            f"{path}:{line}: column(s) {', '.join(twice)} given twice; allowed: once each"
+        )
+    missing = [col for col in REQUIRED + (MEASURED if measured else ()) if col not in header]
+    if not any(col in header for col in LENGTH):
+        missing.append(" or ".join(LENGTH))
+    if missing:
+        raise MissingFieldError(
+            f"{path}: missing required column(s) {', '.join(missing)}; the header has: {', '.join(named)}"
+        )
+    unknown = [col or f"(unnamed column {i + 1})" for i, col in enumerate(header) if col not in COLUMNS]
+    if unknown:
+        warnings.warn(f"{path}: ignoring unknown columns: {', '.join(unknown)}", SweepWarning, stacklevel=4)
+    return header

@@ -1,0 +1,79 @@
+"""How close the model is to measured runs (docs/calibration.md §6): median |ln(predicted / measured)|
+per GPU, in-sample and leave-one-model-out (fit on the other models, predict this one)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from sweep.calibration.fit import fit
+from sweep.calibration.model import neutral_mechanisms, predict, row_inputs
+from sweep.calibration.store import from_fit
+from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, MECHANISMS
+
+QUANTITIES = ("tokens_per_joule", "tokens_per_second", "power_w", "itl_s")
+
+
+def row_mechanisms(calibration, rows) -> dict:
+    """Per-row (K,) arrays of every mechanism from a `Calibration`."""
+    per_row = [calibration.for_setup(r["gpu"], r["model"])[0] for r in rows]
+    return {n: jnp.asarray([v[n] for v in per_row]) for n in MECHANISMS}
+
+
+def predictions(measurements, calibration=None, prompt_tokens=ASSUMED_PROMPT_TOKENS) -> dict:
+    """Per-row predictions (NumPy) of the calibrated model, or of the uncalibrated one when None."""
+    inputs = row_inputs(measurements)
+    if calibration is None:
+        pred = predict(inputs, neutral_mechanisms(), prompt_tokens, calibrated=False)
+    else:
+        pred = predict(inputs, row_mechanisms(calibration, measurements.rows), prompt_tokens)
+    return {k: np.asarray(v) for k, v in pred.items()}
+
+
+def errors(measurements, pred: dict) -> dict:
+    """{gpu: {rows, median |ln| of each quantity, tokens/J bias (geometric mean ratio)}}."""
+    measured = {
+        "tokens_per_second": measurements.column("tokens_per_second"),
+        "power_w": measurements.column("power_w"),
+        "itl_s": measurements.column("itl_s"),
+    }
+    measured["tokens_per_joule"] = measured["tokens_per_second"] / measured["power_w"]
+    gpus = np.array([r["gpu"] for r in measurements.rows])
+    out = {}
+    for gpu in dict.fromkeys(gpus):
+        sel = gpus == gpu
+        row = {"rows": int(sel.sum())}
+        for q in QUANTITIES:
+            log_ratio = np.log(pred[q][sel] / measured[q][sel])
+            log_ratio = log_ratio[np.isfinite(log_ratio)]
+            row[q] = float(np.median(np.abs(log_ratio))) if log_ratio.size else float("nan")
+            if q == "tokens_per_joule":
+                row["tokens_per_joule_bias"] = float(np.exp(np.mean(log_ratio)))
+        out[str(gpu)] = row
+    return out
+
+
+def leave_one_model_out(measurements, **fit_kwargs) -> dict:
+    """{held-out model: {gpu: errors}} and {"pooled": {gpu: errors}} of leave-one-model-out fits."""
+    models = list(dict.fromkeys(r["model"] for r in measurements.rows))
+    prompt = fit_kwargs.get("prompt_tokens", ASSUMED_PROMPT_TOKENS)
+    out, held_preds, held_rows = {}, [], []
+    for model in models:
+        train = dataclasses.replace(
+            measurements, rows=tuple(r for r in measurements.rows if r["model"] != model)
+        )
+        test = dataclasses.replace(
+            measurements, rows=tuple(r for r in measurements.rows if r["model"] == model)
+        )
+        result = fit(train, **fit_kwargs)
+        prompt_used = result.prompt.get("value", prompt) if result.prompt["handling"] == "fitted" else prompt
+        pred = predictions(test, from_fit(result), prompt_used)
+        out[model] = errors(test, pred)
+        held_preds.append(pred)
+        held_rows.extend(test.rows)
+    pooled = dataclasses.replace(measurements, rows=tuple(held_rows))
+    joined = {k: np.concatenate([p[k] for p in held_preds]) for k in held_preds[0]}
+    out["pooled"] = errors(pooled, joined)
+    return out
