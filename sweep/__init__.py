@@ -42,6 +42,8 @@ _LAZY = {
     "workload_names": "sweep.catalogs",
     "import_model": "sweep.catalogs",
     "release_memory": "sweep.grid.buffers",
+    "calibrate": "sweep.calibration.workflow",
+    "predict": "sweep.calibration.workflow",
 }
 __all__ = [*_LAZY, "SweepInputError", "SweepWarning", "__version__"]
 

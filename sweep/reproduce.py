@@ -8,6 +8,7 @@ convention (docs/models.md §5 fixes) and shown side by side.
 
 from __future__ import annotations
 
+import math
 import time
 import tomllib
 from importlib import resources
@@ -385,6 +386,274 @@ def plot_topologies(ds, phys, path: Path) -> Path:
     return _figure(path, draw)
 
 
+# --- Measured reality: the physical model against measured vLLM deployments (issue #10) -------------
+
+MEASUREMENTS = "data/measurements/mlenergy-v3-chat.csv"  # inside the package (README next to it)
+CALIBRATION = "mlenergy-v3"  # the shipped calibration, fitted on MEASUREMENTS
+TARGET_IN_SAMPLE = 0.15  # issue #10 acceptance: median |ln(pred/meas)| of tokens/J, in-sample
+TARGET_LOMO = 0.25  # ... and leave-one-model-out (pooled over the held-out models)
+PARITY_BAND = 0.25  # shaded band of the parity figure: |ln(pred/meas)| <= 0.25
+# Projections: (model, weight dtype, TPs) on each GPU, at each concurrency, prompt / output tokens
+PROJECTIONS = (("llama-3.1-70b", "bf16", (2, 4, 8)), ("llama-3.1-405b", "fp8", (8,)))
+PROJECTION_GPUS = ("H100", "B200")
+PROJECTION_CONCURRENCY = (1, 64, 256)
+PROJECTION_PROMPT_TOKENS = 500.0
+PROJECTION_OUTPUT_TOKENS = 500.0
+PROJECTION_UNCERTAINTY = "≥ ±30 %"  # docs/calibration.md §6: TP > 2 and larger models, "±30 % at best"
+
+
+def pct(x: float) -> str:
+    """100 · a median |ln(pred/meas)|, one decimal ("n/a" if NaN)."""
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f} %"
+
+
+def _met(x: float, target: float) -> str:
+    return "met" if x <= target else "NOT met"
+
+
+def projection_rows() -> tuple:
+    """Synthetic measurement-format rows (prediction inputs, nothing measured) for `PROJECTIONS`."""
+    nan = math.nan
+    rows = []
+    for gpu in PROJECTION_GPUS:
+        for model, weight_dtype, tps in PROJECTIONS:
+            for tp in tps:
+                for n in PROJECTION_CONCURRENCY:
+                    rows.append(
+                        {
+                            "gpu": gpu,
+                            "model": model,
+                            "tp": float(tp),
+                            "num_gpus": float(tp),
+                            "concurrency": float(n),
+                            "prompt_tokens": PROJECTION_PROMPT_TOKENS,
+                            "output_tokens": PROJECTION_OUTPUT_TOKENS,
+                            "mean_context_tokens": nan,
+                            "itl_s": nan,
+                            "tokens_per_second": nan,
+                            "power_w": nan,
+                            "max_num_seqs": nan,
+                            "context": nan,
+                            "weight_dtype": weight_dtype,
+                            "kv_dtype": "bf16",
+                            "source": "projection (sweep reproduce)",
+                            "where": f"projection {gpu} {model} {weight_dtype} TP{tp} n={n}",
+                            "raw": {},
+                        }
+                    )
+    return tuple(rows)
+
+
+def plot_parity(measured, by_gpu, panels, path: Path) -> Path:
+    """Predicted vs measured tokens/J, one panel per (title, predicted) of `panels`, log-log."""
+    import numpy as np
+
+    styles = {"H100": ("o", "tab:blue"), "B200": ("s", "tab:orange")}
+
+    def draw(plt):
+        fig, axes = plt.subplots(1, len(panels), figsize=(10, 4.6), sharex=True, sharey=True)
+        values = np.concatenate([measured, *(p for _, p in panels)])
+        lo, hi = values[values > 0].min() / 1.5, values.max() * 1.5
+        line = np.geomspace(lo, hi, 100)
+        for ax, (title, predicted) in zip(axes, panels):
+            ax.fill_between(
+                line,
+                line * math.exp(-PARITY_BAND),
+                line * math.exp(PARITY_BAND),
+                color="0.85",
+                label=f"±{100 * PARITY_BAND:.0f} % (|ln(pred/meas)| ≤ {PARITY_BAND:g})",
+            )
+            ax.plot(line, line, "k-", linewidth=1, label="1:1")
+            for gpu in dict.fromkeys(by_gpu):
+                sel = by_gpu == gpu
+                marker, colour = styles.get(str(gpu), ("^", None))
+                ax.loglog(
+                    measured[sel],
+                    predicted[sel],
+                    marker,
+                    color=colour,
+                    markersize=5,
+                    alpha=0.8,
+                    linestyle="none",
+                    label=f"{gpu} ({int(sel.sum())} runs)",
+                )
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_aspect("equal")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("measured (tokens/J)")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.legend(fontsize=8, loc="upper left")
+        axes[0].set_ylabel("predicted (tokens/J)")
+        fig.suptitle("Tokens per joule: model vs ML.ENERGY Benchmark v3 (vLLM, LMArena chat)", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    return _figure(path, draw)
+
+
+def measured_reality(out) -> str:
+    """The REPORT.md section "Measured reality" (Markdown) and the figure `measured_parity.png` in `out`.
+
+    Reads the shipped measurements, predicts them with the uncalibrated physical model (assumed prompt
+    500 and 0 tokens) and with the shipped calibration (in-sample), runs leave-one-model-out fits, and
+    projects the calibrated model to setups nobody measured here. Every number comes from the models.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from sweep.calibration.measurements import read_measurements
+    from sweep.calibration.store import load_calibration
+    from sweep.calibration.validation import errors, leave_one_model_out, predictions
+    from sweep.calibration.workflow import prompt_assumption
+    from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(resources.files("sweep").joinpath(MEASUREMENTS)) as path:
+        m = read_measurements(path)
+    cal = load_calibration(CALIBRATION)
+    prompt = prompt_assumption(cal, None)
+    uncal = predictions(m, None, ASSUMED_PROMPT_TOKENS)
+    uncal_p0 = predictions(m, None, 0.0)
+    calibrated = predictions(m, cal, prompt)
+    e_uncal, e_p0, e_cal = errors(m, uncal), errors(m, uncal_p0), errors(m, calibrated)
+    lomo = leave_one_model_out(m)
+    gpus = list(e_cal)
+    models = list(dict.fromkeys(r["model"] for r in m.rows))
+
+    # what the data is
+    tps = sorted({int(r["tp"]) for r in m.rows})
+    sources = sorted({r["source"] for r in m.rows if r["source"]})
+    runs = ", ".join(f"{g} {e_cal[g]['rows']}" for g in gpus)
+    about = [
+        f"{len(m)} steady-state serving runs ({runs}) of {', '.join(models)}"
+        f" ({', '.join(sorted({r['weight_dtype'] for r in m.rows}))} weights), TP {tps[0]}–{tps[-1]},",
+        "from the public ML.ENERGY Benchmark v3 (GitHub `ml-energy/leaderboard`, Apache-2.0): vLLM 0.11.1,",
+        "LMArena chat prompts (`lm-arena-chat`); file `sweep/" + MEASUREMENTS + "` (README next to it).",
+        "Source column: " + "; ".join(f"“{s}”" for s in sources) + ".",
+        "Prompt lengths are not published: blank prompts take the documented assumption of"
+        f" {ASSUMED_PROMPT_TOKENS:g} tokens",
+        f"(docs/calibration.md §4). Calibration: `{CALIBRATION}` (fitted on these runs, per GPU; prompt"
+        f" {prompt:g} tokens).",
+    ]
+
+    # errors per GPU
+    header = [
+        "GPU",
+        "runs",
+        f"uncalibrated tok/J (%), p = {ASSUMED_PROMPT_TOKENS:g}",
+        "uncalibrated tok/J (%), p = 0",
+        f"uncalibrated tok/J bias, p = {ASSUMED_PROMPT_TOKENS:g} / 0",
+        "calibrated tok/J (%)",
+        "calibrated tok/s (%)",
+        "calibrated power (%)",
+        "calibrated ITL (%)",
+        "leave-one-model-out tok/J (%), pooled",
+    ]
+    pooled = lomo["pooled"]
+    rows = [
+        [
+            g,
+            e_cal[g]["rows"],
+            pct(e_uncal[g]["tokens_per_joule"]),
+            pct(e_p0[g]["tokens_per_joule"]),
+            f"{e_uncal[g]['tokens_per_joule_bias']:.2f}× / {e_p0[g]['tokens_per_joule_bias']:.2f}×",
+            pct(e_cal[g]["tokens_per_joule"]),
+            pct(e_cal[g]["tokens_per_second"]),
+            pct(e_cal[g]["power_w"]),
+            pct(e_cal[g]["itl_s"]),
+            pct(pooled[g]["tokens_per_joule"]),
+        ]
+        for g in gpus
+    ]
+    verdicts = [
+        f"- in-sample tok/J ≤ {100 * TARGET_IN_SAMPLE:.0f} %: "
+        + ", ".join(
+            f"{g} {pct(e_cal[g]['tokens_per_joule'])} ({_met(e_cal[g]['tokens_per_joule'], TARGET_IN_SAMPLE)})"
+            for g in gpus
+        ),
+        f"- leave-one-model-out tok/J ≤ {100 * TARGET_LOMO:.0f} %: "
+        + ", ".join(
+            f"{g} {pct(pooled[g]['tokens_per_joule'])} ({_met(pooled[g]['tokens_per_joule'], TARGET_LOMO)})"
+            for g in gpus
+        ),
+    ]
+
+    # leave-one-model-out per held-out model
+    lomo_rows = [
+        [model, *(pct(lomo[model][g]["tokens_per_joule"]) if g in lomo[model] else "—" for g in gpus)]
+        for model in models
+    ] + [["**pooled**", *(pct(pooled[g]["tokens_per_joule"]) for g in gpus)]]
+
+    # projections
+    proj_m = dataclasses.replace(m, rows=projection_rows())
+    proj = predictions(proj_m, cal, prompt)
+    proj_table = []
+    for i, r in enumerate(proj_m.rows):
+        cells = [r["gpu"], r["model"], f"{r['weight_dtype']} / {r['kv_dtype']}", int(r["tp"])]
+        cells.append(int(r["concurrency"]))
+        if bool(proj["fits"][i]):
+            cells += [
+                f"{float(proj['tokens_per_second'][i]):.0f}",
+                f"{float(proj['power_w'][i]):.0f}",
+                f"{float(proj['tokens_per_joule'][i]):.3f}",
+                f"{1e3 * float(proj['itl_s'][i]):.1f}",
+            ]
+        else:
+            cells += ["does not fit"] * 4
+        proj_table.append(cells)
+    measured_models = ", ".join(models)
+
+    # figure
+    measured_tpj = m.column("tokens_per_second") / m.column("power_w")
+    figure = plot_parity(
+        measured_tpj,
+        np.array([r["gpu"] for r in m.rows]),
+        [
+            (
+                f"uncalibrated physical model (prompt {ASSUMED_PROMPT_TOKENS:g} tokens)",
+                uncal["tokens_per_joule"],
+            ),
+            (f"calibrated {CALIBRATION} (in-sample)", calibrated["tokens_per_joule"]),
+        ],
+        out / "measured_parity.png",
+    )
+
+    lines = section(
+        "Measured reality — the physical model against measured vLLM deployments",
+        about,
+        [
+            "Cells marked (%): median |ln(pred/meas)| (%), i.e. 100 · median |ln(predicted / measured)| over",
+            "a GPU's runs; bias: geometric mean of predicted / measured tokens per joule. Uncalibrated: the",
+            "physical model with every mechanism neutral, p = assumed prompt tokens per request. Calibrated:",
+            f"the shipped `{CALIBRATION}` calibration on the runs it was fitted on (in-sample).",
+            "Leave-one-model-out: fit on the other models, predict the held-out one; pooled over all of them.",
+        ],
+        md_table(header, rows),
+        ["Targets (issue #10, tokens per joule):", *verdicts],
+        ["Leave-one-model-out, tokens per joule, median |ln(pred/meas)| (%) of the held-out model's runs:"],
+        md_table(["held-out model", *gpus], lomo_rows),
+        [f"![parity: predicted vs measured tokens per joule]({figure.name})"],
+        [
+            f"**Projections, not measurements (uncertainty {PROJECTION_UNCERTAINTY})**: the calibrated"
+            f" `{CALIBRATION}` model at prompt {PROJECTION_PROMPT_TOKENS:g} / output"
+            f" {PROJECTION_OUTPUT_TOKENS:g} tokens per request,",
+            "one instance of TP GPUs (power: all of them). No run here validates them: the measured runs have"
+            f" TP ≤ {tps[-1]}",
+            f"and the models {measured_models}, so TP > {tps[-1]}, larger models and fp8 weights are"
+            " extrapolations",
+            "(docs/calibration.md §6). “does not fit”: the n running sequences exceed the KV-cache capacity.",
+        ],
+        md_table(
+            ["GPU", "model", "weights / KV", "TP", "n", "tok/s", "power (W)", "tok/J", "ITL (ms)"],
+            proj_table,
+        ),
+    )
+    return "\n".join(lines)
+
+
 SECTIONS = (table1, table2, table3, table4, table5)
 
 
@@ -405,6 +674,7 @@ def reproduce(grids="grids", out="outputs/paper") -> Path:
     ]
     for section in SECTIONS:
         lines += section(grids, out, targets)
+    lines += [*measured_reality(out).splitlines(), ""]
     lines.append(f"_Evaluated in {time.perf_counter() - start:.1f} s._")
     report = out / "REPORT.md"
     write_atomic(report, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))

@@ -150,10 +150,10 @@ def fit(
     theta = sol.x * scale
     span = upper - lower
     theta = np.where(theta - lower < 1e-9 * span, lower, np.where(upper - theta < 1e-9 * span, upper, theta))
-    j = np.asarray(jac(sol.x)) / scale  # ∂r/∂θ
+    j = np.asarray(jac(sol.x))  # ∂r/∂x, x = θ / scale: well conditioned
     dof = max(m - k, 1)
     s2 = 2.0 * sol.cost / dof
-    cov = s2 * np.linalg.pinv(j.T @ j)
+    cov = s2 * np.linalg.pinv(j.T @ j) * np.outer(scale, scale)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     denom = np.outer(se, se)
     corr = np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)

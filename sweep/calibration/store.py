@@ -20,6 +20,7 @@ from sweep.errors import InvalidValueError, SweepInputError
 from sweep.files import read_text, write_atomic
 from sweep.physics.mechanisms import MECHANISMS
 from sweep.version import __version__
+from sweep.vocabulary import CALIBRATION_GROUPS
 
 FORMAT = 1
 BUILTIN_DIR = Path(__file__).parent.parent / "data" / "calibrations"
@@ -120,31 +121,44 @@ def load_calibration(name_or_path) -> Calibration:
     except tomllib.TOMLDecodeError as exc:
         raise SweepInputError(f"{path}: invalid TOML ({exc})") from None
     where = str(path)
-    if doc.get("format") != FORMAT:
-        raise InvalidValueError(f"{where}: format: got {doc.get('format')!r}; allowed: {FORMAT}")
+    fmt = doc.get("format")
+    if isinstance(fmt, bool) or fmt != FORMAT:  # true == 1 in Python, but not a format number
+        raise InvalidValueError(f"{where}: format: got {fmt!r}; allowed: {FORMAT}")
+    per = doc.get("per", "gpu")
+    if per not in CALIBRATION_GROUPS:
+        V.fail(where, "per", f"got {per!r}", ", ".join(CALIBRATION_GROUPS))
+    fitted = doc.get("fitted", [])
+    if not isinstance(fitted, list) or not all(isinstance(n, str) for n in fitted):
+        V.fail(where, "fitted", f"got {fitted!r}", "a list of mechanism names")
+    V.keys(f"{where}: fitted", fitted, list(MECHANISMS), what="mechanism")
+    prompt = _table(where, "prompt_tokens", doc.get("prompt_tokens", {}))
+    if "value" in prompt:
+        V.number(f"{where}: prompt_tokens", "value", prompt["value"], "nonnegative")
     groups = doc.get("groups")
     if not isinstance(groups, dict) or not groups:
         raise InvalidValueError(
             f"{where}: groups: no [groups.<GPU>] table; allowed: a file from `sweep calibrate`"
         )
-    fitted = tuple(doc.get("fitted", ()))
     checked = {}
     for label, g in groups.items():
-        values = g.get("values", {}) if isinstance(g, dict) else {}
+        g = _table(where, f"groups.{label}", g)
+        values = _table(where, f"groups.{label}.values", g.get("values", {}))
         V.keys(f"{where}: groups.{label}.values", list(values), list(MECHANISMS), list(MECHANISMS))
         for n, v in values.items():
             m = MECHANISMS[n]
             V.number(f"{where}: groups.{label}.values", n, v)
             if not m.lower <= v <= m.upper:
                 V.fail(f"{where}: groups.{label}.values", n, f"got {v!r}", f"[{m.lower:g}, {m.upper:g}]")
-        errors = g.get("standard_errors", {})
+        errors = _table(where, f"groups.{label}.standard_errors", g.get("standard_errors", {}))
+        V.keys(f"{where}: groups.{label}.standard_errors", list(errors), list(MECHANISMS), what="mechanism")
         for n, v in errors.items():
             V.number(f"{where}: groups.{label}.standard_errors", n, v, "nonnegative")
         checked[label] = {"values": dict(values), "standard_errors": dict(errors)}
-    return Calibration(
-        name=name,
-        per=str(doc.get("per", "gpu")),
-        fitted=fitted,
-        groups=checked,
-        prompt=dict(doc.get("prompt_tokens", {})),
-    )
+    return Calibration(name=name, per=per, fitted=tuple(fitted), groups=checked, prompt=dict(prompt))
+
+
+def _table(where: str, key: str, value) -> dict:
+    """`value` if it is a TOML table, else a one-line error naming the file and key."""
+    if not isinstance(value, dict):
+        V.fail(where, key, f"got {value!r}", "a table")
+    return value
