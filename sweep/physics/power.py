@@ -16,7 +16,7 @@ with p_idle = power_idle_fraction, a = power_memory_coefficient, b = power_compu
 import jax.numpy as jnp
 
 from sweep.physics import intmath as _intmath
-from sweep.physics.profile import LOGISTIC_POWER, TDP_FRACTION_POWER, Profile
+from sweep.physics.profile import LOGISTIC_POWER, UTILIZATION_POWER, Profile
 from sweep.physics.roofline import compute_time_s, iteration_time_s, kv_time_s, memory_time_s
 
 
@@ -28,25 +28,37 @@ def logistic_power_w(profile: Profile, concurrency, *, relaxed: bool = False):
     return p.power_idle_w + span_w / (1.0 + jnp.exp(-p.power_k * (jnp.log2(b) - p.power_x0)))
 
 
-def tdp_fraction_power_w(profile: Profile, concurrency, mean_length_tokens):
-    """TDP-fraction per-GPU power (W) of the paper planner's first-principles profiles."""
-    p = profile
+def _tdp_fraction_activity(p: Profile, concurrency, mean_length_tokens):
+    """min(1, kv_frac + compute_frac) of the TDP-fraction model."""
     kv_s = kv_time_s(p, concurrency, mean_length_tokens)
     busy_s = p.power_weight_time_s + kv_s
     compute_s = compute_time_s(p, concurrency)
     safe_busy_s = jnp.where(busy_s > 0, busy_s, 1.0)
-    activity = jnp.where(busy_s > 0, jnp.minimum(1.0, (kv_s + compute_s) / safe_busy_s), 0.0)
-    return p.tdp_w * (p.power_idle_fraction + p.power_dynamic_fraction * activity)
+    return jnp.where(busy_s > 0, jnp.minimum(1.0, (kv_s + compute_s) / safe_busy_s), 0.0)
+
+
+def _utilization_activity(p: Profile, concurrency, mean_length_tokens):
+    """clip(a·u_mem + b·u_cmp, 0, 1) of the utilization model."""
+    tau_s = iteration_time_s(p, concurrency, mean_length_tokens)
+    safe_tau_s = jnp.where(tau_s > 0, tau_s, 1.0)  # double where: finite gradients where τ = 0
+    u_mem = jnp.where(tau_s > 0, memory_time_s(p, concurrency, mean_length_tokens) / safe_tau_s, 0.0)
+    u_cmp = jnp.where(tau_s > 0, compute_time_s(p, concurrency) / safe_tau_s, 0.0)
+    return jnp.clip(p.power_memory_coefficient * u_mem + p.power_compute_coefficient * u_cmp, 0.0, 1.0)
+
+
+def tdp_fraction_power_w(profile: Profile, concurrency, mean_length_tokens):
+    """TDP-fraction per-GPU power (W) of the paper planner's first-principles profiles."""
+    p = profile
+    return p.tdp_w * (
+        p.power_idle_fraction
+        + p.power_dynamic_fraction * _tdp_fraction_activity(p, concurrency, mean_length_tokens)
+    )
 
 
 def utilization_power_w(profile: Profile, concurrency, mean_length_tokens):
     """Utilization-driven per-GPU power (W): the floor plus memory and compute activity, clipped at TDP."""
     p = profile
-    tau_s = iteration_time_s(p, concurrency, mean_length_tokens)
-    safe_tau_s = jnp.where(tau_s > 0, tau_s, 1.0)  # double where: finite gradients where τ = 0
-    u_mem = jnp.where(tau_s > 0, memory_time_s(p, concurrency, mean_length_tokens) / safe_tau_s, 0.0)
-    u_cmp = jnp.where(tau_s > 0, compute_time_s(p, concurrency) / safe_tau_s, 0.0)
-    activity = jnp.clip(p.power_memory_coefficient * u_mem + p.power_compute_coefficient * u_cmp, 0.0, 1.0)
+    activity = _utilization_activity(p, concurrency, mean_length_tokens)
     return p.tdp_w * (p.power_idle_fraction + (1.0 - p.power_idle_fraction) * activity)
 
 
@@ -58,12 +70,13 @@ def gpu_power_w(profile: Profile, concurrency, mean_length_tokens, *, relaxed: b
     """
     if logistic_w is None:
         logistic_w = logistic_power_w(profile, concurrency, relaxed=relaxed)
-    return jnp.where(
-        profile.power_model == LOGISTIC_POWER,
-        logistic_w,
-        jnp.where(
-            profile.power_model == TDP_FRACTION_POWER,
-            tdp_fraction_power_w(profile, concurrency, mean_length_tokens),
-            utilization_power_w(profile, concurrency, mean_length_tokens),
-        ),
+    p = profile
+    utilization = p.power_model == UTILIZATION_POWER
+    activity = jnp.where(
+        utilization,
+        _utilization_activity(p, concurrency, mean_length_tokens),
+        _tdp_fraction_activity(p, concurrency, mean_length_tokens),
     )
+    dynamic = jnp.where(utilization, 1.0 - p.power_idle_fraction, p.power_dynamic_fraction)
+    first_principles_w = p.tdp_w * (p.power_idle_fraction + dynamic * activity)
+    return jnp.where(p.power_model == LOGISTIC_POWER, logistic_w, first_principles_w)
