@@ -227,3 +227,126 @@ def test_every_variable_and_coordinate_is_labelled(tmp_path, spec):
         assert ds[name].attrs.get("long_name"), name
         if ds[name].dtype.kind in "iuf":
             assert "units" in ds[name].attrs, name
+
+
+# ------------------------------------------------------------------------------------------------
+# sweep calibrate / sweep predict
+
+MEASURED = ROOT / "sweep" / "data" / "measurements" / "mlenergy-v3-chat.csv"
+MEAS_HEADER = "gpu,model,tp,concurrency,output_tokens,tokens_per_second,power_w"
+MEAS_ROW = "H100,llama-3.1-8b,1,32,400,3000,650"
+
+
+def _cell(column: str, value: str) -> str:
+    """MEAS_ROW with one cell replaced."""
+    cells = dict(zip(MEAS_HEADER.split(","), MEAS_ROW.split(",")))
+    cells[column] = value
+    return ",".join(cells.values())
+
+
+BAD_MEASUREMENTS = {
+    "missing column": (
+        "gpu,model,tp,output_tokens,tokens_per_second,power_w\nH100,llama-3.1-8b,1,400,3000,650\n",
+        r": missing required column\(s\) concurrency; the header has: gpu, model",
+    ),
+    "not a number": (
+        f"{MEAS_HEADER}\n{MEAS_ROW}\n{_cell('concurrency', 'many')}\n",
+        r":3: column 'concurrency': got 'many'",
+    ),
+    "zero power": (
+        f"{MEAS_HEADER}\n{MEAS_ROW}\n{_cell('power_w', '0')}\n",
+        r":3: column 'power_w': got '0'; allowed: finite",
+    ),
+    "unknown gpu": (f"{MEAS_HEADER}\n{MEAS_ROW}\n{_cell('gpu', 'H999')}\n", r":3: column 'gpu': got 'H999';"),
+    "unknown model": (
+        f"{MEAS_HEADER}\n{MEAS_ROW}\n{_cell('model', 'llama-9')}\n",
+        r":3: column 'model': got 'llama-9';",
+    ),
+    "too few rows": (
+        f"{MEAS_HEADER}\n{MEAS_ROW}\n",
+        r": 1 rows give 2 residuals, not more than the 6 parameters",
+    ),
+}
+
+
+def _one_error_line(capsys, path) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("sweep: error: ") and str(path) in err, err
+    assert "wrote" not in captured.out
+    return err
+
+
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [("calibrate", case) for case in BAD_MEASUREMENTS]
+    + [("predict", case) for case in BAD_MEASUREMENTS if case != "too few rows"],  # predict fits nothing
+)
+def test_bad_measurements_exit_2_with_one_line(tmp_path, capsys, command, case):
+    import re
+
+    text, match = BAD_MEASUREMENTS[case]
+    path = write(tmp_path, text, "runs.csv")
+    out = tmp_path / ("cal.toml" if command == "calibrate" else "pred.csv")
+    assert main([command, str(path), "-o", str(out)]) == 2
+    err = _one_error_line(capsys, path)
+    assert re.search(re.escape(str(path)) + match, err), err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+
+
+def test_calibrate_unknown_fit_name(tmp_path, capsys):
+    out = tmp_path / "cal.toml"
+    assert main(["calibrate", str(MEASURED), "-o", str(out), "--fit", "bandwidth_efficiency,nonsense"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--fit: unknown parameter 'nonsense'; allowed: bandwidth_efficiency, layer_overhead_s" in err
+    assert "prompt_tokens" in err and not out.exists()
+
+
+def test_calibrate_then_predict(tmp_path, capsys):
+    """The shipped measurements: CAL.toml with the shipped values, the in-sample table, then predict with it."""
+    import tomllib
+
+    from sweep.calibration.store import BUILTIN, load_calibration
+
+    cal = tmp_path / "cal.toml"
+    assert main(["calibrate", str(MEASURED), "-o", str(cal)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "fitted bandwidth_efficiency, step_overhead_s" in out and "per gpu on 78 rows" in out
+    assert "prompt_tokens: blank in the data; assumed 500 tokens" in out
+    assert "in-sample: median |ln(predicted / measured)|" in out
+    table = out[out.index("in-sample") :].splitlines()
+    assert table[1].split() == ["gpu", "rows", "tok/J", "tok/s", "power", "ITL", "tok/J", "bias"]
+    assert [line.split()[:2] for line in table[2:4]] == [["B200", "37"], ["H100", "41"]]
+    assert f"wrote {cal}" in out
+    warned = captured.err.strip().splitlines()
+    assert warned and all(line.startswith("sweep: warning: ") for line in warned)
+    assert any("H100.power_idle_fraction and H100.power_memory_coefficient" in line for line in warned)
+
+    written, shipped = load_calibration(cal), load_calibration("mlenergy-v3")
+    assert written.fitted == shipped.fitted and set(written.groups) == set(shipped.groups)
+    for g, group in shipped.groups.items():
+        for n, v in group["values"].items():
+            assert written.groups[g]["values"][n] == pytest.approx(v, rel=1e-6, abs=1e-12), (g, n)
+    assert (
+        tomllib.loads(cal.read_text())["data"][0]["sha256"]
+        == tomllib.loads(BUILTIN["mlenergy-v3"].read_text())["data"][0]["sha256"]
+    )
+
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(MEASURED), "--calibration", str(cal), "-o", str(pred)]) == 0
+    out = capsys.readouterr().out
+    assert f"predicted 78 rows with calibration {cal}" in out and "exceed the KV capacity (NaN)" in out
+    assert "against the measured columns" in out and f"wrote {pred}" in out
+    assert pred.read_text().splitlines()[0].endswith("predicted_itl_s,exceeds_kv_capacity")
+
+
+def test_predict_missing_calibration(tmp_path, capsys):
+    out = tmp_path / "pred.csv"
+    missing = tmp_path / "nonexistent.toml"
+    assert main(["predict", str(MEASURED), "--calibration", str(missing), "-o", str(out)]) == 2
+    err = _one_error_line(capsys, missing)
+    assert "no such file" in err and not out.exists()

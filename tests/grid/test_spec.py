@@ -1,6 +1,13 @@
-import pytest
+import json
+import tomllib
 
+import numpy as np
+import pytest
+import tomli_w
+
+import sweep
 from sweep import SweepInputError
+from sweep.calibration.store import BUILTIN, load_calibration
 from sweep.grid.spec import BATCH_MAX, expand_range, load, parse
 
 BASE = {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [4096]}}
@@ -78,3 +85,108 @@ def test_file_errors(tmp_path):
         load(bad)
     with pytest.raises(SweepInputError, match="is a directory"):
         load(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# calibration (docs/calibration.md §5)
+
+ROOFLINE = {**BASE, "profile": "roofline"}
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({**BASE, "calibration": "mlenergy-v3"}, r'calibration: .*needs profile = "roofline"'),
+        (
+            {**ROOFLINE, "convention": "paper", "calibration": "mlenergy-v3"},
+            r'calibration: .*convention = "physical"',
+        ),
+        ({**ROOFLINE, "calibration": "absent.toml"}, r"calibration: no such file 'absent\.toml'; built-in"),
+        ({**ROOFLINE, "calibration": 3}, r"calibration: got 3; allowed: a calibration file or mlenergy-v3"),
+        ({**ROOFLINE, "calibration": ""}, r"calibration: got ''"),
+        ({**ROOFLINE, "power_model": "utilization"}, r"power_model: 'utilization' is the fitted power model"),
+        (
+            {**ROOFLINE, "calibration": "mlenergy-v3", "power_model": "tdp_fraction"},
+            r"power_model: got 'tdp_fraction' with a calibration; allowed: utilization",
+        ),
+    ],
+)
+def test_bad_calibration_keys(bad, match):
+    with pytest.raises(SweepInputError, match=r"^grid\.toml: " + match):
+        parse(bad, "grid.toml")
+
+
+def test_calibration_key(tmp_path):
+    g = parse({**ROOFLINE, "calibration": "mlenergy-v3"})
+    assert (g.calibration, g.power_model) == ("mlenergy-v3", "utilization")
+    assert (parse(ROOFLINE).calibration, parse(ROOFLINE).power_model) == (None, "tdp_fraction")
+    (tmp_path / "cal.toml").write_text("")  # a path relative to the grid file's folder
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'profile = "roofline"\ncalibration = "cal.toml"\n[axes]\ngpu = ["H100"]\nmodel = ["x"]\ncontext = [4096]\n'
+    )
+    assert load(grid).calibration == str(tmp_path / "cal.toml")
+
+
+CALIBRATED_GRID = {
+    "profile": "roofline",
+    "calibration": "mlenergy-v3",
+    "uncertainty": True,  # implies elasticities
+    # batches below n_max (53 at 8K): the relaxed model's n is the exact one, so finite differences of the
+    # exact model check the elasticities
+    "axes": {"gpu": ["H100", "A100"], "model": ["llama-3.1-8b"], "context": [8192], "batch": [8, 32]},
+}
+
+
+@pytest.fixture(scope="module")
+def calibrated_grid(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEEP_HOME", str(tmp_path_factory.mktemp("sweep-home")))  # no user catalog
+        return sweep.run(CALIBRATED_GRID)
+
+
+def test_calibrated_grid_records_calibration(calibrated_grid):
+    ds = calibrated_grid
+    assert ds.attrs["calibration"] == "mlenergy-v3"
+    assert json.loads(ds.attrs["grid_spec"])["calibration"] == "mlenergy-v3"
+    provenance = json.loads(ds.attrs["profile_provenance"])
+    cal = load_calibration("mlenergy-v3")
+    h100, a100 = provenance["H100/llama-3.1-8b"], provenance["A100/llama-3.1-8b"]
+    for name in cal.fitted:
+        assert h100[name]["quality"] == "calibrated" and a100[name]["quality"] == "projected"
+        assert h100[name]["source"] == "calibration mlenergy-v3: fitted"
+        assert "calibration mlenergy-v3: mean of the calibrated GPUs" in a100[name]["source"]
+        assert h100[name]["value"] == cal.groups["H100"]["values"][name]
+        value, se = h100[name]["value"], cal.groups["H100"]["standard_errors"][name]
+        assert h100[name]["uncertainty"] == pytest.approx(3**0.5 * se / value if value else 0.0, rel=1e-12)
+        assert a100[name]["uncertainty"] > 0
+    for entry in (h100, a100):
+        assert entry["flops_efficiency"]["source"].startswith("calibration mlenergy-v3: fixed prior")
+        assert entry["flops_efficiency"]["value"] == 0.6 and entry["flops_efficiency"]["uncertainty"] == 0.0
+    assert np.isfinite(ds.tokens_per_watt.values).all() and (ds.tokens_per_watt.values > 0).all()
+    assert (ds.tokens_per_watt_rel_uncertainty.values > 0).all()
+    assert set(cal.fitted) <= set(ds.parameter.values)
+    assert (ds.concurrency.values == [8, 32]).all()
+
+
+def _tokens_per_watt_with(tmp_path, parameter: str, factor: float):
+    """tokens/W of CALIBRATED_GRID with `parameter` scaled by `factor` in every group of a calibration copy."""
+    doc = tomllib.loads(BUILTIN["mlenergy-v3"].read_text())
+    for group in doc["groups"].values():
+        group["values"][parameter] *= factor
+    path = tmp_path / f"{parameter}-{factor!r}.toml"
+    path.write_text(tomli_w.dumps(doc))
+    spec = {**CALIBRATED_GRID, "calibration": str(path), "uncertainty": False}
+    return sweep.run(spec).tokens_per_watt
+
+
+@pytest.mark.parametrize("parameter", ["step_overhead_s", "bandwidth_efficiency"])
+def test_calibrated_elasticity_matches_finite_difference(tmp_path, calibrated_grid, parameter):
+    """d ln(tok/W) / d ln θ of a calibrated mechanism against a central difference through re-written
+    calibration files (A100's projected value is the groups' mean, so it scales by the same factor)."""
+    h = 1e-4
+    up, down = (_tokens_per_watt_with(tmp_path, parameter, 1 + s * h) for s in (1, -1))
+    fd = (np.log(up) - np.log(down)) / (2 * h)
+    got = calibrated_grid.elasticity.sel(parameter=parameter)
+    assert (np.abs(fd.values) > 1e-3).all()  # the mechanism matters at every point
+    np.testing.assert_allclose(got.transpose(*fd.dims).values, fd.values, rtol=1e-6, atol=1e-9)
