@@ -75,11 +75,13 @@ def fit(
     names=DEFAULT_FIT,
     per: str = "gpu",
     prompt_tokens: float = ASSUMED_PROMPT_TOKENS,
+    use=None,
 ) -> Fit:
     """Fit `names` per group to `measurements` (a `Measurements`); see the module docstring.
 
     `prompt_tokens` is the assumed mean prompt length of rows that leave it blank, unless
-    "prompt_tokens" is among `names` (then it is one shared fitted parameter).
+    "prompt_tokens" is among `names` (then it is one shared fitted parameter). `use`: optional
+    boolean mask of the rows to fit (the others are ignored; same shapes, so no recompilation).
     """
     from scipy.optimize import least_squares
 
@@ -90,17 +92,18 @@ def fit(
     mech_names = tuple(n for n in names if n != PROMPT)
     inputs = row_inputs(measurements)
     rows = measurements.rows
-    groups = tuple(dict.fromkeys(_group_of(r, per) for r in rows))
-    index = np.array([groups.index(_group_of(r, per)) for r in rows])
-    unknown_prompt = bool(np.isnan(inputs.prompt_tokens).any())
+    use = np.ones(len(rows), bool) if use is None else np.asarray(use, bool)
+    groups = tuple(dict.fromkeys(_group_of(r, per) for r, u in zip(rows, use) if u))
+    index = np.array([groups.index(_group_of(r, per)) if u else 0 for r, u in zip(rows, use)])
+    unknown_prompt = bool(np.isnan(inputs.prompt_tokens[use]).any())
     fit_prompt = fit_prompt and unknown_prompt
     k = len(groups) * len(mech_names) + int(fit_prompt)
     itl = measurements.column("itl_s")
-    m = 2 * len(rows) + int(np.isfinite(itl).sum())
+    m = 2 * int(use.sum()) + int((np.isfinite(itl) & use).sum())
     if m <= k:
         raise SweepInputError(
-            f"{_files(measurements)}: {len(rows)} rows give {m} residuals, not more than the {k} parameters "
-            f"to fit; add rows or fit fewer parameters (--fit)"
+            f"{_files(measurements)}: {int(use.sum())} rows give {m} residuals, not more than the {k} "
+            f"parameters to fit; add rows or fit fewer parameters (--fit)"
         )
 
     lower = np.array(
@@ -112,33 +115,29 @@ def fit(
     scale = np.maximum(np.abs(upper - lower) * 0.01, 1e-12)  # x = θ / scale: O(1) variables
     start = np.array([_start(n) for _ in groups for n in mech_names] + [prompt_tokens] * fit_prompt)
     fixed = {n: MECHANISMS[n].fixed for n in MECHANISMS if n not in mech_names}
-    measured = {
-        "tokens_per_second": jnp.asarray(measurements.column("tokens_per_second")),
-        "power_w": jnp.asarray(measurements.column("power_w")),
-        "itl_s": jnp.asarray(itl),
-    }
+    data = (
+        scale,
+        index,
+        fixed,
+        float(prompt_tokens),
+        use.astype(np.float64),
+        inputs,
+        measurements.column("tokens_per_second"),
+        measurements.column("power_w"),
+        itl,
+    )
+    static = dict(names=mech_names, n_groups=len(groups), fit_prompt=fit_prompt)
 
-    def residuals(x):
-        theta = x * scale
-        per_group = theta[: len(groups) * len(mech_names)].reshape(len(groups), len(mech_names))
-        mech = {**fixed, **{n: per_group[index, j] for j, n in enumerate(mech_names)}}
-        prompt = theta[-1] if fit_prompt else prompt_tokens
-        pred = predict(inputs, mech, prompt)
-        r_itl = jnp.log(pred["itl_s"] / jnp.where(jnp.isnan(measured["itl_s"]), 1.0, measured["itl_s"]))
-        return jnp.concatenate(
-            [
-                jnp.log(pred["tokens_per_second"] / measured["tokens_per_second"]),
-                jnp.log(pred["power_w"] / measured["power_w"]),
-                jnp.where(jnp.isnan(measured["itl_s"]), 0.0, r_itl),
-            ]
-        )
+    def fun(x):
+        return np.asarray(_RESIDUALS(x, data, **static))
 
-    fun = jax.jit(residuals)
-    jac = jax.jit(jax.jacfwd(residuals))
+    def jac(x):
+        return np.asarray(_JACOBIAN(x, data, **static))
+
     sol = least_squares(
-        lambda x: np.asarray(fun(x)),
+        fun,
         start / scale,
-        jac=lambda x: np.asarray(jac(x)),
+        jac=jac,
         bounds=(lower / scale, upper / scale),
         method="trf",
         x_scale="jac",
@@ -150,7 +149,7 @@ def fit(
     theta = sol.x * scale
     span = upper - lower
     theta = np.where(theta - lower < 1e-9 * span, lower, np.where(upper - theta < 1e-9 * span, upper, theta))
-    j = np.asarray(jac(sol.x))  # ∂r/∂x, x = θ / scale: well conditioned
+    j = jac(sol.x)  # ∂r/∂x, x = θ / scale: well conditioned
     dof = max(m - k, 1)
     s2 = 2.0 * sol.cost / dof
     cov = s2 * np.linalg.pinv(j.T @ j) * np.outer(scale, scale)
@@ -182,7 +181,7 @@ def fit(
         parameters=labels,
         correlation=corr,
         prompt=prompt,
-        rows={g: int((index == gi).sum()) for gi, g in enumerate(groups)},
+        rows={g: int(((index == gi) & use).sum()) for gi, g in enumerate(groups)},
         cost=float(sol.cost),
         evaluations=int(sol.nfev),
     )
@@ -190,6 +189,31 @@ def fit(
     if PROMPT in names and not unknown_prompt:
         result.warnings.append("prompt_tokens: every row gives its prompt length; nothing to fit")
     return result
+
+
+def _residuals(x, data, *, names, n_groups, fit_prompt):
+    """The weighted log residuals (tokens/s, power, ITL) of every row at scaled parameters x."""
+    scale, index, fixed, prompt_tokens, weight, inputs, tokens_per_s, power_w, itl_s = data
+    theta = x * scale
+    per_group = theta[: n_groups * len(names)].reshape(n_groups, len(names))
+    mech = {**fixed, **{n: per_group[index, j] for j, n in enumerate(names)}}
+    prompt = theta[-1] if fit_prompt else prompt_tokens
+    pred = predict(inputs, mech, prompt)
+    no_itl = jnp.isnan(itl_s)
+    r_itl = jnp.log(pred["itl_s"] / jnp.where(no_itl, 1.0, itl_s))
+    safe = weight > 0  # double where: ignored rows may have no measurement at all
+    return jnp.concatenate(
+        [
+            jnp.where(safe, jnp.log(pred["tokens_per_second"] / jnp.where(safe, tokens_per_s, 1.0)), 0.0),
+            jnp.where(safe, jnp.log(pred["power_w"] / jnp.where(safe, power_w, 1.0)), 0.0),
+            jnp.where(safe & ~no_itl, r_itl, 0.0),
+        ]
+    )
+
+
+_STATIC = ("names", "n_groups", "fit_prompt")
+_RESIDUALS = jax.jit(_residuals, static_argnames=_STATIC)  # compiled once per shape and fit choice
+_JACOBIAN = jax.jit(jax.jacfwd(_residuals), static_argnames=_STATIC)
 
 
 def _files(measurements) -> str:
@@ -202,7 +226,7 @@ def _identifiability(labels, theta, se, corr, lower, upper) -> list:
     for i, label in enumerate(labels):
         span = upper[i] - lower[i]
         at_bound = min(theta[i] - lower[i], upper[i] - theta[i]) <= 1e-6 * span
-        rel = se[i] / max(abs(theta[i]), 0.05 * span)
+        rel = se[i] / max(abs(theta[i]), 0.01 * span)
         if at_bound:
             notes.append(
                 f"{label} = {theta[i]:.4g} is at its bound [{lower[i]:g}, {upper[i]:g}]: not identified"

@@ -12,8 +12,10 @@ For a row (GPU, model, TP, dtypes; n running sequences; prompt p and output o to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,8 +29,7 @@ from sweep.physics.roofline import iteration_time_s
 from sweep.vocabulary import POWER_MODELS
 
 
-@dataclass(frozen=True)
-class RowInputs:
+class RowInputs(NamedTuple):
     """The fixed per-row inputs, as (K,) float64 arrays (a pytree of dicts and arrays)."""
 
     gpu: dict
@@ -44,24 +45,33 @@ class RowInputs:
 def row_inputs(measurements) -> RowInputs:
     """Catalog arrays and serving keys of every measured row; a bad setup names the row."""
     gpus, models = gpu_catalog(), model_catalog()
-    g_rows, m_rows, s_rows = [], [], []
-    for row in measurements.rows:
-        g, m = gpus.get(row["gpu"]), models.get(row["model"])
-        try:
-            serving = setups.serving_config(
-                tp=int(row["tp"]), weight_dtype=row["weight_dtype"], kv_dtype=row["kv_dtype"]
+    tables = {}  # (gpu, model, tp, dtypes) -> NumPy scalars of the setup, checked once
+
+    def setup(row):
+        key = (row["gpu"], row["model"], row["tp"], row["weight_dtype"], row["kv_dtype"])
+        if key not in tables:
+            g, m = gpus.get(row["gpu"]), models.get(row["model"])
+            try:
+                serving = setups.serving_config(
+                    tp=int(row["tp"]), weight_dtype=row["weight_dtype"], kv_dtype=row["kv_dtype"]
+                )
+                setups.check_setup(g, m, serving)
+            except SweepInputError as exc:
+                raise SweepInputError(f"{row['where']}: {exc}") from None
+            tables[key] = tuple(
+                {k: np.asarray(v) for k, v in d.items()} for d in (g.arrays(), m.arrays(), serving)
             )
-            setups.check_setup(g, m, serving)
-        except SweepInputError as exc:
-            raise SweepInputError(f"{row['where']}: {exc}") from None
-        g_rows.append(g.arrays())
-        m_rows.append(m.arrays())
-        s_rows.append(serving)
+        return tables[key]
+
+    per_row = [setup(row) for row in measurements.rows]
+    gpu_t, model_t, serving_t = (
+        {k: np.stack([r[i][k] for r in per_row]) for k in per_row[0][i]} for i in range(3)
+    )
     col = measurements.column
     return RowInputs(
-        gpu=derive.stack(g_rows),
-        model=derive.stack(m_rows),
-        serving=derive.stack(s_rows),
+        gpu=gpu_t,
+        model=model_t,
+        serving=serving_t,
         concurrency=col("concurrency"),
         mean_context_tokens=col("mean_context_tokens"),
         prompt_tokens=col("prompt_tokens"),
@@ -85,6 +95,7 @@ def sequence_lengths(inputs: RowInputs, assumed_prompt_tokens):
     return mean_context, ratio
 
 
+@functools.partial(jax.jit, static_argnames="calibrated")
 def predict(inputs: RowInputs, mechanisms: dict, assumed_prompt_tokens, *, calibrated: bool = True) -> dict:
     """Predicted tokens/s, power (W), ITL (s), tokens per joule, KV tokens and `fits`, per row.
 

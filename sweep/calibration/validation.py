@@ -44,13 +44,15 @@ def errors(measurements, pred: dict) -> dict:
     out = {}
     for gpu in dict.fromkeys(gpus):
         sel = gpus == gpu
-        row = {"rows": int(sel.sum())}
+        compared = sel & np.isfinite(pred["tokens_per_joule"]) & np.isfinite(measured["tokens_per_joule"])
+        row = {"rows": int(compared.sum())}  # runs with a prediction and a measurement
         for q in QUANTITIES:
             log_ratio = np.log(pred[q][sel] / measured[q][sel])
             log_ratio = log_ratio[np.isfinite(log_ratio)]
             row[q] = float(np.median(np.abs(log_ratio))) if log_ratio.size else float("nan")
             if q == "tokens_per_joule":
-                row["tokens_per_joule_bias"] = float(np.exp(np.mean(log_ratio)))
+                bias = float(np.exp(np.mean(log_ratio))) if log_ratio.size else float("nan")
+                row["tokens_per_joule_bias"] = bias
         out[str(gpu)] = row
     return out
 
@@ -59,21 +61,17 @@ def leave_one_model_out(measurements, **fit_kwargs) -> dict:
     """{held-out model: {gpu: errors}} and {"pooled": {gpu: errors}} of leave-one-model-out fits."""
     models = list(dict.fromkeys(r["model"] for r in measurements.rows))
     prompt = fit_kwargs.get("prompt_tokens", ASSUMED_PROMPT_TOKENS)
-    out, held_preds, held_rows = {}, [], []
+    out = {}
+    models_of_rows = np.array([r["model"] for r in measurements.rows])
+    pooled = {}
     for model in models:
-        train = dataclasses.replace(
-            measurements, rows=tuple(r for r in measurements.rows if r["model"] != model)
-        )
-        test = dataclasses.replace(
-            measurements, rows=tuple(r for r in measurements.rows if r["model"] == model)
-        )
-        result = fit(train, **fit_kwargs)
+        held = models_of_rows == model
+        result = fit(measurements, use=~held, **fit_kwargs)  # same shapes for every model: one compile
         prompt_used = result.prompt.get("value", prompt) if result.prompt["handling"] == "fitted" else prompt
-        pred = predictions(test, from_fit(result), prompt_used)
-        out[model] = errors(test, pred)
-        held_preds.append(pred)
-        held_rows.extend(test.rows)
-    pooled = dataclasses.replace(measurements, rows=tuple(held_rows))
-    joined = {k: np.concatenate([p[k] for p in held_preds]) for k in held_preds[0]}
-    out["pooled"] = errors(pooled, joined)
+        pred = predictions(measurements, from_fit(result), prompt_used)  # all rows: one compile
+        test = dataclasses.replace(measurements, rows=tuple(r for r, h in zip(measurements.rows, held) if h))
+        out[model] = errors(test, {k: v[held] for k, v in pred.items()})
+        for k, v in pred.items():
+            pooled.setdefault(k, np.empty_like(v))[held] = v[held]
+    out["pooled"] = errors(measurements, pooled)
     return out

@@ -87,6 +87,10 @@ def serving_config(
             raise InvalidValueError(f"{key} = {v}: must be in {'(' if lo_open else '['}{lo}, {hi}]")
         return v
 
+    def _mechanism(key, v):
+        m = MECHANISMS[key]
+        return _range(key, v, m.lower, m.upper)
+
     s = {
         "tp": _int("tp", tp),
         "weight_dtype_bytes": wb,
@@ -96,20 +100,19 @@ def serving_config(
             "gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True
         ),
         "reserve_bytes": _range("reserve_bytes", reserve_bytes, 0.0, math.inf),
-        "bandwidth_efficiency": _range("bandwidth_efficiency", bandwidth_efficiency, 0.0, 1.0, lo_open=True),
-        "layer_overhead_s": _range("layer_overhead_s", layer_overhead_s, 0.0, math.inf),
+        "bandwidth_efficiency": _mechanism("bandwidth_efficiency", bandwidth_efficiency),
+        "layer_overhead_s": _mechanism("layer_overhead_s", layer_overhead_s),
         "moe_dispatch_overhead_s": _range("moe_dispatch_overhead_s", moe_dispatch_overhead_s, 0.0, math.inf),
         "max_slots": _int("max_slots", max_slots, lo=0),
         "power_model": float(POWER_MODELS[str(power_model).lower()]),
-        "power_idle_fraction": _range("power_idle_fraction", power_idle_fraction, 0.0, 1.0),
+        "power_idle_fraction": _mechanism("power_idle_fraction", power_idle_fraction),
         "power_dynamic_fraction": _range("power_dynamic_fraction", power_dynamic_fraction, 0.0, 1.0),
     }
     s["prefill_tokens_per_output"] = _range("prefill_tokens_per_output", prefill_tokens_per_output, 0.0, 1e6)
     for key, v in mechanisms.items():
         if key not in MECHANISMS:
             raise InvalidValueError(f"serving key '{key}': allowed: {', '.join(MECHANISMS)}")
-        m = MECHANISMS[key]
-        s[key] = _range(key, v, m.lower, m.upper)
+        s[key] = _mechanism(key, v)
     if prefill_chunk_tokens is not None:
         s["prefill_chunk_tokens"] = _int("prefill_chunk_tokens", prefill_chunk_tokens)
     return {k: jnp.asarray(v, jnp.float64) for k, v in s.items()}

@@ -76,5 +76,6 @@ DEFAULT_FIT = (
 )
 """What `sweep calibrate` fits by default: the mechanisms the ML.ENERGY v3 data identifies (docs/calibration.md §3)."""
 
-ASSUMED_PROMPT_TOKENS = 500.0
-"""Mean prompt tokens assumed where measurements leave the prompt length blank (docs/calibration.md §4)."""
+ASSUMED_PROMPT_TOKENS = 100.0
+"""Mean prompt tokens assumed where measurements leave the prompt length blank (docs/calibration.md §4):
+the largest round value at which every shipped ML.ENERGY run fits its modelled KV cache."""

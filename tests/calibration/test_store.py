@@ -21,7 +21,7 @@ from sweep.calibration.store import (
     write_calibration,
 )
 from sweep.errors import SweepInputError
-from sweep.physics.mechanisms import MECHANISMS
+from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, MECHANISMS
 from sweep.version import __version__
 
 FITTED = ("bandwidth_efficiency", "step_overhead_s")
@@ -95,7 +95,7 @@ def test_builtin_by_name():
     assert cal.name == "mlenergy-v3" and cal.per == "gpu" and set(cal.groups) == {"H100", "B200"}
     doc = tomllib.loads(BUILTIN["mlenergy-v3"].read_text())
     assert cal.groups["H100"]["values"] == doc["groups"]["H100"]["values"]
-    assert cal.prompt == {"handling": "assumed", "value": 500.0}
+    assert cal.prompt == {"handling": "assumed", "value": ASSUMED_PROMPT_TOKENS}
     assert cal.covers("H100") and cal.covers("B200") and not cal.covers("A100")
 
 
