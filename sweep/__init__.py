@@ -44,6 +44,8 @@ _LAZY = {
     "release_memory": "sweep.grid.buffers",
     "calibrate": "sweep.calibration.workflow",
     "predict": "sweep.calibration.workflow",
+    "compare": "sweep.uncertainty.compare",
+    "sensitivity": "sweep.api",
 }
 __all__ = [*_LAZY, "SweepInputError", "SweepWarning", "__version__"]
 

@@ -17,6 +17,8 @@ from sweep.grid.evaluators import FleetEvaluator, InstanceEvaluator
 from sweep.grid.tables import profile_table
 from sweep.output import annotate, check_writable, global_attrs, write_netcdf
 from sweep.progress import as_progress
+from sweep.uncertainty.draws import parameters
+from sweep.uncertainty.montecarlo import describe, monte_carlo
 from sweep.version import __version__
 from sweep.vocabulary import POOLS, TOPOLOGIES
 
@@ -24,6 +26,11 @@ RELAXATION_NOTE = (
     "elasticities are derivatives of the continuous relaxation of the model: every floor and "
     "ceiling (KV blocks per sequence, sequences per budget, int(n) in the power curve, instance "
     "counts) is replaced by its real-valued argument; values are exact (integer effects kept)"
+)
+MONTE_CARLO_NOTE = (
+    "monte_carlo: every grid point evaluated under the same {n} joint draws of {p} uncertain parameters "
+    "(scipy.stats.qmc {sampler}, seed {seed}); <var>_mean, <var>_std and <var>_quantile over the draws "
+    "(NaN draws, where no sequence fits, are left out); docs/uncertainty.md"
 )
 UNCERTAINTY_NOTE = (
     "first-order propagation: each parameter with a catalog uncertainty u (relative half-width) "
@@ -60,6 +67,9 @@ def run(
     *,
     elasticities: bool | None = None,
     calibration: str | None = None,
+    uncertainty=None,
+    samples: int | None = None,
+    seed: int | None = None,
     progress=None,
     command: str | None = None,
 ) -> xr.Dataset:
@@ -72,6 +82,9 @@ def run(
         elasticities: True/False overrides the spec's `elasticities` key (None: as the spec says).
         calibration: a calibration file or built-in name ("mlenergy-v3") applied to a physical
             first-principles grid; overrides the spec's `calibration` key (docs/calibration.md §5).
+        uncertainty: True or "first_order" (the first-order band), "monte_carlo", a table as the
+            grid's `[uncertainty]` (docs/uncertainty.md), or False; overrides the spec's key.
+        samples, seed: Monte Carlo draws and their seed (override the spec's).
         progress: True (a progress line on stderr for runs over a second), False or None (none), or a
             callable `progress(done_blocks, total_blocks, elapsed_s)`.
         command: the text recorded in the `history` attribute (default: this call).
@@ -88,8 +101,13 @@ def run(
     spec = as_spec(spec)
     if calibration is not None:
         spec = _grid.parse({**spec.raw, "calibration": str(calibration)}, spec.where)
+    if uncertainty is not None or samples is not None or seed is not None:
+        spec = _grid.parse(
+            {**spec.raw, "uncertainty": uncertainty_key(spec.raw, uncertainty, samples, seed)}, spec.where
+        )
     if elasticities is not None:
-        spec = dataclasses.replace(spec, elasticities=bool(elasticities) or spec.uncertainty)
+        first_order = spec.uncertainty is not None and spec.uncertainty.method == "first_order"
+        spec = dataclasses.replace(spec, elasticities=bool(elasticities) or first_order)
     if out is not None:
         check_writable(out)
     table = profile_table(spec)
@@ -104,38 +122,12 @@ def run(
     keep = tuple(k for k in model.outputs if k in spec.outputs or k == model.target) if spec.outputs else None
     options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=as_progress(progress))
     extra_attrs = {}
-    if spec.mode == "instance":
-        axes = {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
-        # the results include the model's `pre` pass: max_concurrency and feasible on (profile, context)
-        results = run_grid(
-            table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, **options
-        )
-    else:
-        from sweep.fleet.workload import load_workload, stack_workloads
-
-        loaded = []
-        for name in spec.axes["workload"]:
-            try:
-                loaded.append(load_workload(spec.workload_source(name)))
-            except SweepInputError as exc:
-                raise SweepInputError(f"{spec.where}: axes.workload: {exc}") from None
-        codes = {
-            "workload": np.arange(len(loaded)),
-            "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]]),
-        }
-        axes = {n: codes[n] if n in codes else np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
-        stacked = stack_workloads(loaded)
-        extras = (np.asarray(stacked.lengths_tokens), np.asarray(stacked.cum_fraction))
-        results = run_grid(
-            table,
-            axes,
-            point_params,
-            model,
-            elasticities=spec.elasticities,
-            keep=keep,
-            extras=extras,
-            **options,
-        )
+    axes, extras = point_inputs(spec, point_axes)
+    # instance grids: the results include the model's `pre` pass (max_concurrency, feasible on (profile, context))
+    results = run_grid(
+        table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, extras=extras, **options
+    )
+    if spec.mode == "fleet":
         extra_attrs["fleet_lengths"] = (
             "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
             "compressed requests' output tokens)"
@@ -145,9 +137,28 @@ def run(
     if spec.elasticities:
         mask_elasticities(results, model.target)
     ds = to_dataset(table, spec, point_axes, results)
-    if spec.uncertainty:
-        add_uncertainty(ds, table)
+    unc = spec.uncertainty
+    if unc is not None and unc.method == "first_order":
+        add_uncertainty(ds, table, first_order_widths(table, unc, spec.where))
         extra_attrs["uncertainty_method"] = UNCERTAINTY_NOTE
+    elif unc is not None:
+        mc, drawn, draws = monte_carlo(
+            table,
+            axes,
+            point_params,
+            model,
+            unc,
+            asked=spec.outputs,
+            extras=extras,
+            chunk_points=spec.chunk_points,
+            where=spec.where,
+            progress=options["progress"],
+        )
+        add_monte_carlo(ds, table, point_axes, mc, unc, drawn, draws)
+        extra_attrs["uncertainty_method"] = MONTE_CARLO_NOTE.format(
+            n=unc.samples, sampler=unc.sampler, seed=unc.seed, p=len(drawn)
+        )
+        extra_attrs["uncertainty_parameters"] = describe(drawn, unc)
     ds.attrs = global_attrs(
         title=spec.title,
         convention=spec.convention,
@@ -211,15 +222,140 @@ def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, resu
     return annotate(xr.Dataset(data_vars, coords=coords))
 
 
-def add_uncertainty(ds: xr.Dataset, table: ProfileTable) -> None:
+def point_inputs(spec: _grid.GridSpec, point_axes: list) -> tuple:
+    """The point axes as numeric arrays (workloads and topologies as codes) and the extras (workload tables)."""
+    if spec.mode == "instance":
+        return {n: np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}, ()
+    from sweep.fleet.workload import load_workload, stack_workloads
+
+    loaded = []
+    for name in spec.axes["workload"]:
+        try:
+            loaded.append(load_workload(spec.workload_source(name)))
+        except SweepInputError as exc:
+            raise SweepInputError(f"{spec.where}: axes.workload: {exc}") from None
+    codes = {
+        "workload": np.arange(len(loaded)),
+        "topology": np.array([TOPOLOGIES[t] for t in spec.axes["topology"]]),
+    }
+    axes = {n: codes[n] if n in codes else np.asarray(spec.axes[n], dtype=np.float64) for n in point_axes}
+    stacked = stack_workloads(loaded)
+    return axes, (np.asarray(stacked.lengths_tokens), np.asarray(stacked.cum_fraction))
+
+
+def sensitivity(
+    spec, method: str = "sobol", *, samples: int | None = None, seed: int = 0, out=None
+) -> xr.Dataset:
+    """Global sensitivity indices of the grid's target output (tokens_per_watt, or fleet_tokens_per_watt)
+    at every grid point, to the uncertain parameters of its `[uncertainty]` table (default: every
+    projected catalog value); see docs/uncertainty.md §4.
+
+    Args:
+        spec: a grid file, dict or `GridSpec`.
+        method: "sobol" (S1, ST with bootstrap half-widths), "morris" (mu_star, sigma), "dgsm" (nu and
+            the bound on ST from JAX gradients) or "oat" (±20 % one-at-a-time tornado).
+        samples: base samples N (Sobol' evaluates N·(d + 2) draws, Morris N trajectories); seed: the design's.
+        out: optional NetCDF path.
+
+    >>> grid = {"profile": "roofline", "axes": {"gpu": ["B200"], "model": ["llama-3.1-8b"], "context": [8192]}}
+    >>> s = sweep.sensitivity(grid, method="oat")
+    >>> str(s.swing.idxmax("parameter").item())  # ±20 % TDP moves tokens per joule the most here
+    'B200.tdp_w'
+    """
+    from sweep.uncertainty import sensitivity as _sens
+
+    spec = as_spec(spec)
+    if out is not None:
+        check_writable(out)
+    table = profile_table(spec)
+    point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
+    point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
+    model = InstanceEvaluator(spec.convention) if spec.mode == "instance" else FleetEvaluator(spec.convention)
+    axes, extras = point_inputs(spec, point_axes)
+    result = _sens.sensitivity(
+        table,
+        axes,
+        point_params,
+        model,
+        spec.uncertainty,
+        method=method,
+        samples=samples,
+        seed=seed,
+        extras=extras,
+        chunk_points=spec.chunk_points,
+        where=spec.where,
+    )
+    ds = _sens.to_dataset(
+        result,
+        table.categorical,
+        point_axes,
+        spec.axes,
+        method=method,
+        target=model.target,
+        samples=samples or _sens.DEFAULT_SAMPLES[method],
+        seed=seed,
+    )
+    ds.attrs["evaluations"] = result["evaluations"]
+    if out is not None:
+        write_netcdf(ds, out)
+    return ds
+
+
+def uncertainty_key(raw: dict, uncertainty, samples, seed):
+    """The grid's `uncertainty` value with the `sweep.run` / command-line overrides applied."""
+    given = raw.get("uncertainty")
+    if uncertainty is None:
+        uncertainty = given if given is not None else "monte_carlo"
+    if uncertainty is True:
+        uncertainty = "first_order"
+    if isinstance(uncertainty, str):
+        base = dict(given) if isinstance(given, dict) else {}
+        uncertainty = {**base, "method": uncertainty}
+    if isinstance(uncertainty, dict):
+        uncertainty = dict(uncertainty)
+        if samples is not None:
+            uncertainty["samples"] = samples
+        if seed is not None:
+            uncertainty["seed"] = seed
+    return uncertainty
+
+
+def first_order_widths(table: ProfileTable, options, where: str) -> dict:
+    """θ key -> (K,) uniform-equivalent half-width √3·σ of each row's parameter (default: the catalog's)."""
+    if not options.parameters:
+        return table.uncertainty
+    k_rows = len(next(iter(table.theta.values())))
+    widths = {}
+    for p in parameters(table, options, where):
+        widths.setdefault(p.key, np.zeros(k_rows))[list(p.rows)] = np.sqrt(3.0) * p.sigma
+    return widths
+
+
+def add_monte_carlo(
+    ds: xr.Dataset, table: ProfileTable, point_axes: list, results: dict, options, drawn, multipliers
+) -> None:
+    """Label the Monte Carlo statistics: profile dims and point axes, after `quantile` or `sample`."""
+    cat_names = list(table.categorical)
+    cat_shape = tuple(len(v) for v in table.categorical.values())
+    for k, arr in results.items():
+        lead = {"quantile": ["quantile"], "samples": ["sample"]}.get(k.rpartition("_")[2], [])
+        shape = arr.shape[: len(lead)] + cat_shape + arr.shape[len(lead) + 1 :]
+        ds[k] = (lead + cat_names + point_axes, arr.reshape(shape))
+    ds.coords["quantile"] = np.asarray(options.quantiles)
+    if options.keep_samples:
+        ds.coords["sample"] = np.arange(options.samples)
+        ds.coords["uncertain_parameter"] = np.asarray([p.name for p in drawn], dtype=object)
+        ds["draw"] = (("sample", "uncertain_parameter"), multipliers[:, : len(drawn)])
+    annotate(ds)
+
+
+def add_uncertainty(ds: xr.Dataset, table: ProfileTable, widths: dict | None = None) -> None:
     """tokens/W relative uncertainty and a ±2σ band from the elasticities (see UNCERTAINTY_NOTE)."""
     target = "fleet_tokens_per_watt" if "fleet_tokens_per_watt" in ds else "tokens_per_watt"
     cat_shape = tuple(len(v) for v in table.categorical.values())
+    widths = table.uncertainty if widths is None else widths
     u = np.stack(
-        [
-            table.uncertainty.get(k, np.zeros(len(next(iter(table.theta.values())))))
-            for k in table.elasticity_params
-        ]
+        [widths.get(k, np.zeros(len(next(iter(table.theta.values()))))) for k in table.elasticity_params]
     ).reshape((-1,) + cat_shape)
     u = xr.DataArray(u, dims=["parameter"] + list(table.categorical), coords={"parameter": ds.parameter})
     rel = np.sqrt(((ds.elasticity * u) ** 2).sum("parameter", skipna=False) / 3.0)

@@ -22,6 +22,9 @@ examples:
   sweep model import config.json --name my-model       add a model from a local HF config
   sweep optimize grids/fleet_split.toml --refine       best routing split per setup
   sweep reproduce                                      the paper's Tables 1-5 (make run)
+  sweep run grid.toml --uncertainty --samples 4096     Monte Carlo mean, std, quantiles; ranked drivers
+  sweep sensitivity grid.toml --method sobol -o s.nc   Sobol' / Morris / DGSM / tornado indices
+  sweep compare grid.toml --dim gpu --numerator B200 --denominator H100
   sweep calibrate MEAS.csv -o CAL.toml                 fit the physics to measured runs
   sweep predict ROWS.csv --calibration mlenergy-v3 -o PRED.csv
                                                        predicted tok/s, power, tok/J per row
@@ -70,6 +73,9 @@ def cmd_run(args) -> int:
         args.grid,
         out=args.output,
         elasticities=True if args.elasticities else None,
+        uncertainty=args.uncertainty,
+        samples=args.samples,
+        seed=args.seed,
         progress=not args.quiet,
         command=command,
     )
@@ -83,8 +89,142 @@ def cmd_run(args) -> int:
         )
     if not args.quiet:
         print(summary(ds, elapsed))
+        if "uncertainty_method" in ds.attrs:
+            print(drivers_table(args.grid, ds, args))
         if args.output:
             print(f"wrote {args.output}")
+    return 0
+
+
+def drivers_table(grid, ds, args) -> str:
+    """The uncertain parameters ranked by their share of the target's variance at the summary slice."""
+    import numpy as np
+
+    from sweep.api import run
+    from sweep.uncertainty.compare import drivers
+    from sweep.vocabulary import BATCH_MAX
+
+    target = "fleet_tokens_per_watt" if "fleet_tokens_per_watt" in ds else "tokens_per_watt"
+    spread = ds[f"{target}_rel_uncertainty" if f"{target}_rel_uncertainty" in ds else f"{target}_std"]
+    first = _first_point(spread.where(spread > 0))
+    if first is None:
+        return f"drivers of {target}: no grid point has an uncertain parameter"
+    label = ", ".join(f"{d}={v}" for d, v in first.items())
+    if "elasticity" in ds and "uncertainty" in ds:  # first order: (e_i·u_i)² / 3 per parameter
+        e = ds["elasticity"].sel(first)
+        u = ds["uncertainty"].sel({d: first[d] for d in ds["uncertainty"].dims if d in first})
+        contribution = np.nan_to_num(((e * u) ** 2 / 3.0).values)
+        share = contribution / contribution.sum()
+        ranked = sorted(((n, v) for n, v in zip(ds["parameter"].values, share) if v > 0), key=lambda t: -t[1])
+        how = "first-order share of variance, (e·u)²/3 / total"
+    else:  # Monte Carlo: the point again, its draws kept
+        import sweep.api as api
+
+        spec = api.as_spec(grid)
+        as_given = {d: ["max" if d == "batch" and v == BATCH_MAX else v] for d, v in first.items()}
+        one = run(
+            {**spec.raw, "axes": {**spec.raw.get("axes", {}), **as_given}},
+            uncertainty={**(spec.raw.get("uncertainty") or {}), "method": "monte_carlo", "keep_samples": True}
+            if isinstance(spec.raw.get("uncertainty"), dict)
+            else {"method": "monte_carlo", "keep_samples": True},
+            samples=args.samples,
+            seed=args.seed,
+        )
+        y = one[f"{target}_samples"].values.reshape(one.sizes["sample"], -1)[:, 0]
+        ranked = drivers(y, one["draw"].values, list(one["uncertain_parameter"].values))
+        how = "share of variance by standardized regression on the draws (SRC²; Sobol' indices: sweep sensitivity)"
+    lines = [f"drivers of {target} at {label} ({how}):"]
+    lines += [f"  {i + 1:>2}. {name:<48} {100 * share:6.1f} %" for i, (name, share) in enumerate(ranked[:10])]
+    return "\n".join(lines)
+
+
+def _first_point(values) -> dict | None:
+    """{dim: coordinate} of the first finite value of a DataArray (C order), or None."""
+    import numpy as np
+
+    flat = np.argwhere(np.isfinite(values.values))
+    if not len(flat):
+        return None
+    coordinate = {d: values[d].values[i] for d, i in zip(values.dims, flat[0])}
+    return {d: v.item() if hasattr(v, "item") else v for d, v in coordinate.items()}
+
+
+def cmd_sensitivity(args) -> int:
+    from sweep.api import sensitivity
+    from sweep.output import check_writable
+    from sweep.uncertainty.indices import rank
+
+    if args.output:
+        check_writable(args.output)
+    start = time.perf_counter()
+    ds = sensitivity(args.grid, method=args.method, samples=args.samples, seed=args.seed, out=args.output)
+    elapsed = time.perf_counter() - start
+    key = {"sobol": "ST", "morris": "mu_star", "dgsm": "ST_bound", "oat": "swing"}[args.method]
+    print(
+        f"{args.method} indices of {ds.attrs['sensitivity_target']} for {ds.sizes['parameter']} parameters, "
+        f"{ds.attrs['evaluations']:,} evaluations in {elapsed:.1f} s"
+    )
+    where = _first_point(ds[key].max("parameter", skipna=True))
+    if where is None:
+        print("no grid point has finite indices (no uncertain parameter moves the output)")
+    else:
+        first = ds[key].sel(where)
+        label = ", ".join(f"{d}={v}" for d, v in where.items())
+        print(f"ranked by {key} at {label}:")
+        for name in rank(first.values, list(ds["parameter"].values), top=ds.sizes["parameter"]):
+            print(f"  {name:<48} {float(first.sel(parameter=name)):10.4g}")
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from sweep.api import run
+    from sweep.output import check_writable, write_netcdf
+    from sweep.uncertainty.compare import compare
+
+    if args.output:
+        check_writable(args.output)
+    ds = run(
+        args.grid,
+        uncertainty={"method": "monte_carlo", "keep_samples": True},
+        samples=args.samples,
+        seed=args.seed,
+        progress=True,
+    )
+    coord = ds[args.dim].values if args.dim in ds.dims else []
+
+    def typed(v):
+        for c in coord:
+            if str(c) == v:
+                return c
+        return v
+
+    out = compare(ds, args.dim, typed(args.numerator), typed(args.denominator))
+    q = out["ratio_quantile"]
+    flat = (
+        out["ratio"].stack(point=out["ratio"].dims)
+        if out["ratio"].dims
+        else out["ratio"].expand_dims("point")
+    )
+    print(f"{out.attrs['comparison']}; {ds.sizes['sample']} draws")
+    print(
+        f"{'point':<50}{'nominal':>9}{'mean':>9}"
+        + "".join(f"{'q' + format(v, 'g'):>9}" for v in q["quantile"].values)
+    )
+    for i in range(flat.sizes["point"]):
+        sel = (
+            {d: flat["point"].values[i][j] for j, d in enumerate(out["ratio"].dims)}
+            if out["ratio"].dims
+            else {}
+        )
+        label = ", ".join(f"{d}={v}" for d, v in sel.items())
+        line = f"{label:<50}{float(out['ratio'].sel(sel)):>9.3f}{float(out['ratio_mean'].sel(sel)):>9.3f}"
+        line += "".join(f"{float(v):>9.3f}" for v in q.sel(sel).values)
+        print(line)
+    if args.output:
+        write_netcdf(out, args.output)
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -327,8 +467,52 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add elasticity(parameter, ...) = d ln(tokens_per_watt) / d ln(parameter)",
     )
+    p_run.add_argument(
+        "--uncertainty",
+        nargs="?",
+        const="monte_carlo",
+        choices=("first_order", "monte_carlo"),
+        help="add uncertainty outputs: monte_carlo (default: <var>_mean/_std/_quantile over joint draws of "
+        "the uncertain parameters) or first_order (a band from the elasticities); prints the ranked drivers",
+    )
+    p_run.add_argument("--samples", type=int, metavar="N", help="Monte Carlo draws (default 4096)")
+    p_run.add_argument("--seed", type=int, metavar="S", help="Monte Carlo seed (default 0)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
     p_run.set_defaults(func=cmd_run)
+
+    p_sens = sub.add_parser(
+        "sensitivity",
+        help="global sensitivity indices (Sobol', Morris, DGSM, one-at-a-time) of a grid's tokens/W",
+        description="Sensitivity of the grid's target output (tokens_per_watt or fleet_tokens_per_watt) at "
+        "every grid point to its uncertain parameters ([uncertainty.parameters], default every projected "
+        "catalog value): sobol (first-order and total indices with bootstrap half-widths), morris (mu*, "
+        "sigma), dgsm (derivative-based, from JAX gradients; a bound on the total index) or oat (a ±20 %% "
+        "tornado). Designs are SALib's, evaluations our compiled kernel (docs/uncertainty.md).",
+    )
+    p_sens.add_argument("grid", help="grid file (TOML)")
+    p_sens.add_argument("--method", choices=("sobol", "morris", "dgsm", "oat"), default="sobol")
+    p_sens.add_argument(
+        "--samples", type=int, metavar="N", help="base samples (sobol 1024, morris 64, dgsm 1024)"
+    )
+    p_sens.add_argument("--seed", type=int, default=0, metavar="S", help="design seed (default 0)")
+    p_sens.add_argument("-o", "--output", help="NetCDF file for the indices")
+    p_sens.set_defaults(func=cmd_sensitivity)
+
+    p_cmp = sub.add_parser(
+        "compare",
+        help="the distribution of a ratio between grid points (B200/H100, 4K/64K) under the same draws",
+        description="Run the grid with Monte Carlo draws kept and report the ratio of its target output "
+        "between two values of one dim, e.g. --dim gpu --numerator B200 --denominator H100, under the same "
+        "joint draws (a parameter both sides share is drawn once).",
+    )
+    p_cmp.add_argument("grid", help="grid file (TOML)")
+    p_cmp.add_argument("--dim", required=True, help="the dim to compare along (gpu, context, topology, ...)")
+    p_cmp.add_argument("--numerator", required=True)
+    p_cmp.add_argument("--denominator", required=True)
+    p_cmp.add_argument("--samples", type=int, metavar="N", help="Monte Carlo draws (default 4096)")
+    p_cmp.add_argument("--seed", type=int, metavar="S", help="Monte Carlo seed (default 0)")
+    p_cmp.add_argument("-o", "--output", help="NetCDF file for the ratio statistics")
+    p_cmp.set_defaults(func=cmd_compare)
 
     p_rep = sub.add_parser(
         "reproduce",

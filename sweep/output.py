@@ -139,6 +139,18 @@ EXTRA_COORDS = {
     "batch": 'requested sequences in flight; 0 means "max" (n = floor(load * n_max))',
     "pool": "routing pool: short (context window b_short) or long (long_context)",
     "parameter": "parameter theta of the elasticity",
+    "quantile": "probability level of the Monte Carlo quantile",
+    "sample": "index of the joint draw of the uncertain parameters",
+    "uncertain_parameter": "uncertain parameter (catalog entry and field)",
+    "draw": "multiplier of the parameter's nominal value in each joint draw",
+}
+
+
+MONTE_CARLO_STATISTICS = {
+    "mean": "Monte Carlo mean over the joint draws",
+    "std": "Monte Carlo standard deviation over the joint draws",
+    "quantile": "Monte Carlo quantiles over the joint draws",
+    "samples": "value under each joint draw",
 }
 
 
@@ -147,8 +159,11 @@ def annotate(ds: xr.Dataset) -> xr.Dataset:
     from sweep.grid.spec import AXES
 
     for name in ds.variables:
+        base, _, stat = str(name).rpartition("_")
         if name in VARIABLES:
             long_name, units = VARIABLES[name]
+        elif base in VARIABLES and stat in MONTE_CARLO_STATISTICS:
+            long_name, units = f"{VARIABLES[base][0]}: {MONTE_CARLO_STATISTICS[stat]}", VARIABLES[base][1]
         elif name in EXTRA_COORDS or name in AXES:
             long_name, units = EXTRA_COORDS.get(name) or AXES[name].doc, COORD_UNITS.get(name)
         else:

@@ -19,6 +19,7 @@ LAYERS = [
     ("sweep.catalogs",),
     ("sweep.calibration",),
     ("sweep.grid",),
+    ("sweep.uncertainty",),
     ("sweep.output",),
     ("sweep.api",),
     ("sweep.optimizer",),

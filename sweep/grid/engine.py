@@ -42,6 +42,7 @@ class ProfileTable:
     derive: Callable  # hashable, pure JAX: derive(θ arrays, relaxed) -> Profile
     elasticity_params: tuple  # θ keys that get elasticities
     uncertainty: dict = field(default_factory=dict)  # θ key -> (K,) relative half-width (projected values)
+    normal: tuple = ()  # θ keys whose uncertainty is a normal error (σ = half-width/√3: fitted SEs)
     provenance: dict = field(default_factory=dict)  # free-form, recorded in the output
 
 
@@ -380,4 +381,129 @@ def run_grid(
     _pipeline(plan, dispatch, copy, spare, min(len(block_shapes), os.cpu_count() or 1), progress)
     _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
     _SPARE_BLOCKS[signature] = spare
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluations under joint draws of the uncertain parameters (Monte Carlo, sensitivity designs)
+
+
+@partial(
+    jax.jit,
+    static_argnames=("evaluator", "derive", "names", "outputs", "lengths", "quantiles", "reduce", "gradient"),
+)
+def _sample_kernel(
+    starts,
+    sizes,
+    theta,
+    axis_values,
+    params,
+    extras,
+    multipliers,
+    index,
+    *,
+    evaluator,
+    derive,
+    names,
+    outputs,
+    lengths,
+    quantiles,
+    reduce,
+    gradient=False,
+):
+    """One block of the grid under every draw: θ_key of row k is multiplied by multipliers[s, index[key][k]]
+    (the last column is 1: a certain value). With `reduce`, the NaN-aware mean, standard deviation and
+    `quantiles` over the draws; else the (S, *block) values themselves; with `gradient`, their derivatives
+    with respect to each multiplier column, (S, P + 1, *block)."""
+    idx = _block_indices(starts, sizes, lengths)
+    theta_b, axis_b, _ = _gather(theta, axis_values, None, starts, sizes, lengths)
+    index_b = {k: v[idx[0]] for k, v in index.items()}
+
+    def one(m):
+        th = {k: v * m[index_b[k]] if k in index_b else v for k, v in theta_b.items()}
+        out = _evaluate(evaluator, derive, names, th, axis_b, params, extras, False)
+        return {k: jnp.broadcast_to(out[k], tuple(lengths)).astype(jnp.float64) for k in outputs}
+
+    if gradient:  # ∂out/∂multiplier of every column, per draw: (S, P + 1, *block)
+        jac = jax.vmap(jax.jacfwd(one))(multipliers)  # {out: (S, *block, P + 1)}
+        return {k: jnp.moveaxis(v, -1, 1) for k, v in jac.items()}
+    ys = jax.vmap(one)(multipliers)
+    if not reduce:
+        return ys
+    result = {}
+    for k, y in ys.items():
+        result[f"{k}_mean"] = jnp.nanmean(y, axis=0)
+        result[f"{k}_std"] = jnp.nanstd(y, axis=0)
+        result[f"{k}_quantile"] = jnp.nanquantile(y, jnp.asarray(quantiles), axis=0)
+    return result
+
+
+def run_samples(
+    table: ProfileTable,
+    axes: dict,
+    params: dict,
+    evaluator: Evaluator,
+    multipliers: np.ndarray,
+    index: dict,
+    *,
+    outputs: tuple,
+    quantiles=(0.05, 0.5, 0.95),
+    reduce: bool = True,
+    gradient: bool = False,
+    chunk_points=1 << 18,
+    extras=(),
+    progress=None,
+) -> dict:
+    """Evaluate `outputs` on the grid (K, *axes) under each row of `multipliers` (S draws × P+1 columns).
+
+    `index` maps θ keys to (K,) column indices into `multipliers` (P: the all-ones column). With
+    `reduce`, returns `<out>_mean`, `<out>_std` (dims) and `<out>_quantile` ((Q,) + dims), the
+    sample dimension never materialised for the whole grid; else `<out>` with shape (S,) + dims
+    (with `gradient`, (S, P + 1) + dims: the derivatives with respect to the multipliers).
+    A block holds about chunk_points / S grid points (each evaluated S times); the results do not
+    depend on `chunk_points`.
+    """
+    names = tuple(axes)
+    dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
+    theta, axis_values, params_c, extras_c = _device_inputs(table, axes, params, extras)
+    sizes = jnp.asarray(np.array(dims, dtype=np.int64))
+    m = jnp.asarray(np.asarray(multipliers, dtype=np.float64))
+    index_c = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.int32))) for k, v in index.items()}
+    n_samples = m.shape[0]
+    per_point = n_samples * (m.shape[1] if gradient else 1)  # evaluations held per grid point
+    plan = Plan.make(dims, max(1, chunk_points // per_point))
+    lengths = (1,) * plan.split + (plan.block,) + tuple(dims[plan.split + 1 :])
+    static = dict(
+        evaluator=evaluator,
+        derive=table.derive,
+        names=names,
+        outputs=tuple(outputs),
+        lengths=lengths,
+        quantiles=tuple(float(q) for q in quantiles),
+        reduce=reduce,
+        gradient=gradient,
+    )
+    results = {}
+    start_time = time.perf_counter()
+    for done, (starts, where, valid) in enumerate(plan.blocks()):
+        block = _sample_kernel(
+            np.array(starts, dtype=np.int64),
+            sizes,
+            theta,
+            axis_values,
+            params_c,
+            extras_c,
+            m,
+            index_c,
+            **static,
+        )
+        for name, values in block.items():
+            values = np.asarray(values)
+            lead = values.ndim - len(dims)  # the quantile or sample dim
+            if name not in results:
+                results[name] = np.empty(values.shape[:lead] + dims, dtype=np.float64)
+            trim = (slice(None),) * (lead + plan.split) + (slice(0, valid),)
+            results[name][(slice(None),) * lead + where] = values[trim]
+        if progress is not None:
+            progress(done + 1, plan.n_blocks, time.perf_counter() - start_time)
     return results

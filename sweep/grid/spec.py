@@ -23,6 +23,7 @@ from sweep import validate as V
 from sweep.calibration.store import BUILTIN
 from sweep.errors import SweepInputError, SweepWarning
 from sweep.files import read_text
+from sweep.grid.uncertainty_options import UncertaintyOptions, parse_uncertainty
 from sweep.vocabulary import (
     BATCH_MAX,
     CONVENTIONS,
@@ -148,7 +149,7 @@ class GridSpec:
     convention: str = "physical"
     profile: str = "calibrated"
     elasticities: bool = False
-    uncertainty: bool = False
+    uncertainty: UncertaintyOptions | None = None  # None: no uncertainty outputs
     dtype: str = "float64"
     chunk_points: int = DEFAULT_CHUNK_POINTS
     power_model: str = "tdp_fraction"
@@ -438,7 +439,7 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
     chunk = _chunk_points(where, spec)
     title = _title(where, spec)
     profiles, gpus, models = _tables(where, spec)
-    uncertainty = _flag(where, spec, "uncertainty")
+    uncertainty = parse_uncertainty(where, spec.get("uncertainty"))
     outputs = _outputs(where, spec)
     calibration = _calibration(where, spec, profile)
     return GridSpec(
@@ -449,7 +450,8 @@ def parse(spec, where: str = "<dict>") -> GridSpec:
         title=title,
         convention=_choice(where, spec, "convention", CONVENTIONS, "physical"),
         profile=profile,
-        elasticities=_flag(where, spec, "elasticities") or uncertainty,
+        elasticities=_flag(where, spec, "elasticities")
+        or (uncertainty is not None and uncertainty.method == "first_order"),
         uncertainty=uncertainty,
         dtype=_choice(where, spec, "dtype", DTYPES, "float64"),
         chunk_points=chunk,

@@ -226,6 +226,7 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
         derive=RooflineDerive(spec.convention),
         elasticity_params=elastic,
         uncertainty={k: np.array([u.get(k, 0.0) for u in unc]) for k in elastic},
+        normal=tuple(f"serving.{n}" for n in MECHANISMS) if calibration is not None else (),
         provenance=provenance,
     )
 

@@ -1,0 +1,1 @@
+"""Uncertainty propagation and global sensitivity (docs/uncertainty.md)."""
