@@ -122,7 +122,9 @@ def test_shipped_rows_match_reference(shipped):
     )
     assert got["fits"].all()  # every shipped run fits at the assumed prompt length (docs/calibration.md §4)
     at_500 = check_against_reference(rows, lambda r: cal.for_setup(r["gpu"], r["model"])[0], 500.0)
-    assert not at_500["fits"].all() and at_500["fits"].any()  # longer prompts: the 2000-sequence B200 runs do not
+    assert (
+        not at_500["fits"].all() and at_500["fits"].any()
+    )  # longer prompts: the 2000-sequence B200 runs do not
 
 
 def test_uncalibrated_rows_match_reference(shipped):
