@@ -231,8 +231,77 @@ def machine():
     }
 
 
+def _roofline_grid(n_context: int, n_batch: int, **extra) -> dict:
+    contexts, batches = grid_axes(n_context, n_batch)
+    return {
+        "profile": "roofline",
+        "tp": 8,
+        "outputs": ["tokens_per_watt"],
+        "axes": {
+            "gpu": ["H100", "B200"],
+            "model": ["llama-3.1-70b"],
+            "context": contexts.tolist(),
+            "batch": batches.tolist(),
+        },
+        **extra,
+    }
+
+
+def bench_uncertainty(args):
+    """Evaluations per second: plain first-principles run vs Monte Carlo in the kernel; Sobol' timing."""
+    import sweep
+
+    def best(fn):
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    plain = _roofline_grid(100, 5000)  # 1e6 points
+    plain_points = 2 * 100 * 5000
+    sweep.run(plain)
+    plain_s = best(lambda: sweep.run(plain))
+    n_draws = args.mc_samples
+    mc = _roofline_grid(10, 50, uncertainty={"method": "monte_carlo", "samples": n_draws})
+    sweep.run(mc)
+    mc_s = best(lambda: sweep.run(mc))
+    mc_evals = 2 * 10 * 50 * n_draws
+    names = [
+        "B200.hbm_bandwidth_bytes_per_s",
+        "B200.memory_bytes",
+        "B200.fp16_flops",
+        "B200.tdp_w",
+        "gpu_memory_utilization",
+        "reserve_bytes",
+        "bandwidth_efficiency",
+        "layer_overhead_s",
+    ]
+    sobol_grid = _roofline_grid(10, 10)
+    sobol_grid["axes"]["gpu"] = ["B200"]
+    sobol_grid["uncertainty"] = {
+        "method": "monte_carlo",
+        "parameters": {n: {"distribution": "uniform", "width": 0.2} for n in names},
+    }
+    t = time.perf_counter()
+    sweep.sensitivity(sobol_grid, method="sobol", samples=2**14)
+    sobol_first_s = time.perf_counter() - t
+    sobol_s = best(lambda: sweep.sensitivity(sobol_grid, method="sobol", samples=2**14))
+    return {
+        "points": plain_points,
+        "seconds": plain_s,
+        "mc_evaluations": mc_evals,
+        "mc_seconds": mc_s,
+        "mc_draws": n_draws,
+        "sobol_seconds": sobol_s,
+        "sobol_first_seconds": sobol_first_s,
+    }
+
+
 METHODS = {
     "python": bench_python,
+    "uncertainty": bench_uncertainty,
     "numpy": bench_numpy,
     "sweep": bench_sweep,
     "kernel": bench_kernel,
@@ -252,6 +321,10 @@ def main():
     parser.add_argument("--python-points", type=int, default=100_000, help="sample for the Python loop")
     parser.add_argument("--repeat", type=int, default=3, help="runs of numpy and sweep; best is reported")
     parser.add_argument("--chunk-points", type=int, default=1 << 18, help="sweep chunk size (points)")
+    parser.add_argument("--mc-samples", type=int, default=1024, help="Monte Carlo draws (default 1024)")
+    parser.add_argument(
+        "--only-uncertainty", action="store_true", help="only the Monte Carlo and Sobol' measurements"
+    )
     parser.add_argument("--method", choices=sorted(METHODS) + sorted(ENV), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -262,13 +335,29 @@ def main():
         return
 
     results = {}
-    for method in ("machine", "python", "numpy", "sweep", "sweep_fresh", "kernel", "sweep1"):
+    methods = ("machine", "uncertainty")
+    if not args.only_uncertainty:
+        methods = ("machine", "python", "numpy", "sweep", "sweep_fresh", "kernel", "sweep1", "uncertainty")
+    for method in methods:
         cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
         proc = subprocess.run(
             cmd, capture_output=True, text=True, check=True, env={**os.environ, **ENV.get(method, {})}
         )
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
     info = results.pop("machine")
+    unc = results.pop("uncertainty")
+    plain_rate, mc_rate = unc["points"] / unc["seconds"], unc["mc_evaluations"] / unc["mc_seconds"]
+    uncertainty_lines = [
+        f"first-principles tokens/W (roofline, H100/B200 × llama-3.1-70b TP8), best of {args.repeat}:",
+        f"  plain sweep.run, 1e6 points:                 {plain_rate:>14,.0f} points/s",
+        f"  Monte Carlo in the kernel, 1000 points × {unc['mc_draws']} draws: {mc_rate:>14,.0f} evaluations/s "
+        f"({mc_rate / plain_rate:.0%} of the plain rate per evaluated point)",
+        f"  Sobol' N = 2^14 base samples, 8 parameters, 100 grid points (1.64e7 evaluations): "
+        f"{unc['sobol_seconds']:.1f} s ({unc['sobol_first_seconds']:.1f} s with compilation)",
+    ]
+    if args.only_uncertainty:
+        print("\n".join(uncertainty_lines))
+        return
     rate = {m: r["points"] / r["seconds"] for m, r in results.items()}
     n_sweep = results["sweep"]["points"]
     print(
@@ -334,6 +423,7 @@ def main():
         f"output bytes per point: {results['sweep'].get('bytes_per_point', 0):.0f} "
         f"(the grid's outputs alone need {n_sweep * results['sweep'].get('bytes_per_point', 0) / 1e9:.2f} GB)"
     )
+    print("\n".join(uncertainty_lines))
 
 
 if __name__ == "__main__":
