@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from sweep.grid.engine import run_samples
 from sweep.uncertainty.draws import index_map, multipliers, parameters
 
@@ -55,13 +53,3 @@ def describe(params_list, options) -> str:
             else []
         )
     )
-
-
-def ratio_quantiles(samples_num: np.ndarray, samples_den: np.ndarray, quantiles) -> dict:
-    """Mean, std and quantiles of num/den over the sample axis (axis 0), NaN-aware."""
-    r = samples_num / samples_den
-    return {
-        "mean": np.nanmean(r, axis=0),
-        "std": np.nanstd(r, axis=0),
-        "quantile": np.nanquantile(r, np.asarray(quantiles), axis=0),
-    }
