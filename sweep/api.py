@@ -311,8 +311,8 @@ def uncertainty_key(raw: dict, uncertainty, samples, seed):
     if isinstance(uncertainty, str):
         base = dict(given) if isinstance(given, dict) else {}
         uncertainty = {**base, "method": uncertainty}
-    if isinstance(uncertainty, dict):
-        uncertainty = dict(uncertainty)
+    if isinstance(uncertainty, dict):  # merged into the grid's own table (its parameters, correlation)
+        uncertainty = {**(given if isinstance(given, dict) else {}), **uncertainty}
         if samples is not None:
             uncertainty["samples"] = samples
         if seed is not None:

@@ -124,9 +124,7 @@ def drivers_table(grid, ds, args) -> str:
         as_given = {d: ["max" if d == "batch" and v == BATCH_MAX else v] for d, v in first.items()}
         one = run(
             {**spec.raw, "axes": {**spec.raw.get("axes", {}), **as_given}},
-            uncertainty={**(spec.raw.get("uncertainty") or {}), "method": "monte_carlo", "keep_samples": True}
-            if isinstance(spec.raw.get("uncertainty"), dict)
-            else {"method": "monte_carlo", "keep_samples": True},
+            uncertainty={"method": "monte_carlo", "keep_samples": True},
             samples=args.samples,
             seed=args.seed,
         )

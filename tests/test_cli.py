@@ -351,3 +351,175 @@ def test_predict_missing_calibration(tmp_path, capsys):
     assert main(["predict", str(MEASURED), "--calibration", str(missing), "-o", str(out)]) == 2
     err = _one_error_line(capsys, missing)
     assert "no such file" in err and not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# sweep run --uncertainty / sweep sensitivity / sweep compare
+
+# B200 (projected ±20 %) × Llama-3.1-70B TP8, roofline: the uncertainty tests' grid shapes (shared compiles)
+UNCERTAIN = """
+profile = "roofline"
+convention = "physical"
+tp = 8
+[axes]
+gpu = ["B200"]
+model = ["llama-3.1-70b"]
+context = [8192, 32768]
+"""
+UNCERTAIN_ONE = UNCERTAIN.replace("[8192, 32768]", "[8192]")
+COMPARED = UNCERTAIN.replace('gpu = ["B200"]', 'gpu = ["H100", "B200"]')
+
+
+def _drivers(out: str) -> list:
+    """The ranked parameter names of the printed drivers table."""
+    lines = out[out.index("drivers of tokens_per_watt") :].splitlines()[1:]
+    return [line.split()[1] for line in lines if line.strip()[:1].isdigit()]
+
+
+def test_run_monte_carlo_prints_ranked_drivers(tmp_path, capsys):
+    out = tmp_path / "mc.nc"
+    grid = write(tmp_path, UNCERTAIN_ONE)
+    assert main(["run", str(grid), "--uncertainty", "--samples", "64", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "drivers of tokens_per_watt at gpu=B200, model=llama-3.1-70b, context=8192" in printed
+    assert "standardized regression" in printed
+    ranked = _drivers(printed)
+    # TDP (1/TDP) and HBM bandwidth carry nearly all the variance; fp8 (bf16 weights) none
+    assert set(ranked[:2]) == {"B200.tdp_w", "B200.hbm_bandwidth_bytes_per_s"}
+    assert len(ranked) == 5 and ranked[-1] in ("B200.fp8_flops", "B200.fp16_flops")
+    ds = xr.open_dataset(out)
+    assert ds.sizes["quantile"] == 3 and float(ds.tokens_per_watt_std.squeeze()) > 0
+    assert (
+        "monte_carlo" in ds.attrs["uncertainty_method"] and "64 joint draws" in ds.attrs["uncertainty_method"]
+    )
+
+
+def test_run_first_order_prints_ranked_drivers(tmp_path, capsys):
+    grid = write(tmp_path, UNCERTAIN)
+    assert main(["run", str(grid), "--uncertainty", "first_order"]) == 0
+    printed = capsys.readouterr().out
+    assert "drivers of tokens_per_watt at gpu=B200, model=llama-3.1-70b, context=8192" in printed
+    assert "first-order share of variance" in printed
+    assert set(_drivers(printed)[:2]) == {"tdp_w", "hbm_bandwidth_bytes_per_s"}
+
+
+def test_sensitivity_command_writes_the_indices(tmp_path, capsys):
+    out = tmp_path / "oat.nc"
+    grid = write(tmp_path, UNCERTAIN)
+    assert main(["sensitivity", str(grid), "--method", "oat", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "oat indices of tokens_per_watt for 5 parameters, 22 evaluations" in printed
+    assert "ranked by swing at gpu=B200" in printed and f"wrote {out}" in printed
+    ranking = printed[printed.index("ranked by swing") :].splitlines()[1:6]
+    assert ranking[0].split()[0] == "B200.tdp_w"  # ±20 % TDP: 1/0.8 − 1/1.2 = 42 % swing
+    ds = xr.open_dataset(out)
+    assert set(ds.data_vars) == {"low", "high", "swing"}
+    assert ds.attrs["sensitivity_method"] == "oat" and ds.sizes["parameter"] == 5
+    assert float(ds.swing.sel(parameter="B200.tdp_w").max()) == pytest.approx(1 / 0.8 - 1 / 1.2, rel=1e-9)
+
+
+def test_compare_command_prints_the_ratio_table(tmp_path, capsys):
+    out = tmp_path / "ratio.nc"
+    grid = write(tmp_path, COMPARED)
+    args = ["compare", str(grid), "--dim", "gpu", "--numerator", "B200", "--denominator", "H100"]
+    assert main([*args, "--samples", "64", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert (
+        printed[0]
+        == "tokens_per_watt(gpu=B200) / tokens_per_watt(gpu=H100) under the same joint draws; 64 draws"
+    )
+    assert printed[1].split() == ["point", "nominal", "mean", "q0.05", "q0.5", "q0.95"]
+    rows = [line for line in printed if line.startswith("model=llama-3.1-70b")]
+    assert [r.split(",")[1].strip() for r in rows] == ["context=8192", "context=32768"]
+    ratio = xr.open_dataset(out)
+    for row, context in zip(rows, (8192, 32768)):
+        nominal, mean, q05, q50, q95 = map(float, row.split()[-5:])
+        at = ratio.sel(model="llama-3.1-70b", context=context).squeeze()
+        assert nominal == pytest.approx(float(at.ratio), abs=5e-4)  # printed to 3 decimals
+        assert mean == pytest.approx(float(at.ratio_mean), abs=5e-4)
+        assert q05 < nominal < q95 and q05 < q50 < q95
+    # numbers typed by the coordinate: contexts compare too
+    assert (
+        main(
+            [
+                "compare",
+                str(grid),
+                "--dim",
+                "context",
+                "--numerator",
+                "8192",
+                "--denominator",
+                "32768",
+                "--samples",
+                "64",
+            ]
+        )
+        == 0
+    )
+    assert "tokens_per_watt(context=8192) / tokens_per_watt(context=32768)" in capsys.readouterr().out
+
+
+def test_compare_command_keeps_the_grids_parameters(tmp_path, capsys):
+    out = tmp_path / "ratio.nc"
+    grid = write(
+        tmp_path,
+        COMPARED
+        + '[uncertainty.parameters]\ngpu_memory_utilization = { distribution = "normal", sigma = 0.02 }\n',
+    )
+    args = ["compare", str(grid), "--dim", "gpu", "--numerator", "B200", "--denominator", "H100"]
+    assert main([*args, "--samples", "64", "-o", str(out)]) == 0
+    ratio = xr.open_dataset(out)
+    # only the memory utilization (shared, σ 2 %) is drawn: the ratio moves by well under 1 %, not the
+    # ~17 % every projected B200 spec gives
+    assert float((ratio.ratio_std / ratio.ratio_mean).max()) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        (
+            '[uncertainty.parameters]\n"B300.tdp_w" = { distribution = "uniform", width = 0.1 }\n',
+            r"uncertainty\.parameters: unknown parameter 'B300\.tdp_w'; allowed: a field \(",
+        ),
+        (
+            '[uncertainty.parameters]\ntdp_w = { distribution = "uniform", width = -0.1 }\n',
+            r"uncertainty\.parameters\.tdp_w\.width: got -0\.1; allowed: numbers in \(0, 1\)",
+        ),
+        ("[uncertainty]\nsamples = 1\n", r"uncertainty\.samples: got 1; allowed: integers >= 2"),
+        (
+            '[uncertainty.correlation]\nparameters = ["B200.tdp_w", "B200.memory_bytes"]\n'
+            "matrix = [[1.0, 0.5], [0.4, 1.0]]\n",
+            r"uncertainty\.correlation\.matrix: not a correlation matrix",
+        ),
+        (
+            '[uncertainty.correlation]\nparameters = ["B200.tdp_w", "B200.memory_bytes"]\n'
+            "matrix = [[1.0, 1.0], [1.0, 1.0]]\n",
+            r"uncertainty\.correlation\.matrix: not positive definite",
+        ),
+    ],
+    ids=["unknown parameter", "negative width", "samples 1", "non-symmetric matrix", "singular matrix"],
+)
+def test_bad_uncertainty_exits_2_with_one_line_and_no_output(tmp_path, capsys, table, match):
+    import re
+
+    grid = write(tmp_path, UNCERTAIN + table)
+    out = tmp_path / "out.nc"
+    assert main(["run", str(grid), "-o", str(out)]) == 2
+    err = _one_error_line(capsys, grid)
+    assert re.search(re.escape(str(grid)) + ": " + match, err), err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]
+
+
+def test_bad_uncertainty_options_on_the_command_line(tmp_path, capsys):
+    grid = write(tmp_path, UNCERTAIN)
+    out = tmp_path / "out.nc"
+    assert main(["run", str(grid), "--uncertainty", "--samples", "1", "-o", str(out)]) == 2
+    assert "uncertainty.samples: got 1; allowed: integers >= 2" in _one_error_line(capsys, grid)
+    assert main(["sensitivity", str(grid), "--method", "sobol", "--samples", "1", "-o", str(out)]) == 2
+    assert "--samples 1: allowed: integers >= 2" in capsys.readouterr().err
+    compared = write(tmp_path, COMPARED, "compared.toml")
+    args = ["compare", str(compared), "--dim", "gpu", "--numerator", "B300", "--denominator", "H100"]
+    assert main([*args, "--samples", "64", "-o", str(out)]) == 2
+    assert "compare: gpu = 'B300' is not in the grid; allowed: H100, B200" in capsys.readouterr().err
+    assert not out.exists()

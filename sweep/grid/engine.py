@@ -422,9 +422,10 @@ def _sample_kernel(
     def one(m):
         th = {k: v * m[index_b[k]] if k in index_b else v for k, v in theta_b.items()}
         pre = None
-        if evaluator.pre is not None:  # n_max on the block's (profile, first axis) sub-grid, as run_grid does
+        if evaluator.pre is not None and not gradient:  # n_max on the block's (profile, first axis) sub-grid
             pre = _evaluate(evaluator.pre, derive, names[:1], th, axis_b[:1], params, extras, False)
-        out = _evaluate(evaluator, derive, names, th, axis_b, params, extras, False, pre)
+        # gradients: of the continuous relaxation (every floor removed), as the elasticities
+        out = _evaluate(evaluator, derive, names, th, axis_b, params, extras, gradient, pre)
         return {k: jnp.broadcast_to(out[k], tuple(lengths)).astype(jnp.float64) for k in outputs}
 
     if gradient:  # ∂out/∂multiplier of every column, per draw: (S, P + 1, *block)

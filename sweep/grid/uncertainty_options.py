@@ -60,8 +60,8 @@ def parse_uncertainty(where: str, value) -> UncertaintyOptions | None:
     method = value.get("method", "monte_carlo")
     if method not in METHODS:
         V.fail(where, f"{key}.method", f"got {method!r}", ", ".join(METHODS))
-    samples = V.number(where, f"{key}.samples", value.get("samples", 4096), "at_least_one", integer=True)
-    if samples < 2:
+    samples = value.get("samples", 4096)
+    if not V.is_number(samples) or not V.finite(samples) or samples < 2 or not float(samples).is_integer():
         V.fail(where, f"{key}.samples", f"got {samples!r}", "integers >= 2")
     seed = V.number(where, f"{key}.seed", value.get("seed", 0), "nonnegative", integer=True)
     sampler = value.get("sampler", "sobol")
@@ -72,6 +72,7 @@ def parse_uncertainty(where: str, value) -> UncertaintyOptions | None:
         V.fail(where, f"{key}.quantiles", f"got {quantiles!r}", "a list of numbers in (0, 1)")
     for q in quantiles:
         V.number(where, f"{key}.quantiles", q, "open_fraction")
+    V.distinct(where, f"{key}.quantiles", quantiles)
     keep = value.get("keep_samples", False)
     if not isinstance(keep, bool):
         V.fail(where, f"{key}.keep_samples", f"got {keep!r}", "true or false")
@@ -106,7 +107,7 @@ def _parameters(where: str, table) -> dict:
                 "{ distribution = uniform|triangular|normal|lognormal, width|sigma }",
             )
         dist = spec["distribution"]
-        if dist not in DISTRIBUTIONS:
+        if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
             V.fail(where, f"{at}.distribution", f"got {dist!r}", ", ".join(DISTRIBUTIONS))
         size = DISTRIBUTIONS[dist]
         V.keys(f"{where}: {at}", list(spec), ["distribution", size], ["distribution", size], what="key")

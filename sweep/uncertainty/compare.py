@@ -37,7 +37,7 @@ def compare(ds: xr.Dataset, dim: str, numerator, denominator, var: str | None = 
             f"compare: the dataset has no '{samples}'; run the grid with uncertainty = "
             '{ method = "monte_carlo", keep_samples = true }'
         )
-    if dim not in ds.dims:
+    if dim not in ds[var].dims:  # not `quantile` or `sample`: those are not grid points
         raise SweepInputError(
             f"compare: dim '{dim}' is not a dimension; allowed: {', '.join(map(str, ds[var].dims))}"
         )

@@ -37,13 +37,14 @@ class Parameter:
 
     @property
     def sigma(self) -> float:
-        """Relative standard deviation of the multiplier."""
+        """Standard deviation of the multiplier (the value's, relative to its nominal value; the
+        lognormal's multiplier has median 1 and mean exp(σ²/2), so its std is exp(σ²/2)·√(exp(σ²) − 1))."""
         w = self.size
         return {
             "uniform": w / math.sqrt(3),
             "triangular": w / math.sqrt(6),
             "normal": w,
-            "lognormal": math.sqrt(math.expm1(w * w)),
+            "lognormal": math.exp(w * w / 2) * math.sqrt(math.expm1(w * w)),
         }[self.distribution]
 
 
@@ -73,7 +74,7 @@ def parameters(table, options, where: str = "<grid>") -> list:
     """The uncertain parameters of a profile table under `options` (UncertaintyOptions).
 
     Default (no `parameters` given): every value whose catalog quality is projected, uniform with its
-    catalog half-width; calibrated mechanisms normal with their fitted standard errors. Given names
+    catalog half-width; calibrated mechanisms lognormal with σ = sqrt(ln(1 + r²)), r = SE/|value|. Given names
     select a field (every entity, each drawn apart) or `<entity>.<field>` (one).
     """
     labels = _row_labels(table)
@@ -93,27 +94,29 @@ def parameters(table, options, where: str = "<grid>") -> list:
             )
             if u > 0:
                 normal = key in getattr(table, "normal", ())
-                dist, size = ("normal", u / math.sqrt(3)) if normal else ("uniform", u)
+                # fitted standard errors: lognormal with that relative spread (positive however large)
+                fitted = ("lognormal", math.sqrt(math.log1p((u / math.sqrt(3)) ** 2)))
+                dist, size = fitted if normal else ("uniform", u)
                 out.append(Parameter(name_of(key, entity), key, tuple(rows), dist, size))
         return out
-    out, seen = [], set()
+    chosen, specific = {}, set()  # (θ key, entity) -> Parameter, in the order given
     by_name = {name_of(k, e): (k, e) for k, e in groups}
     fields = sorted({_field(k) for k, _ in groups})
     for name, (dist, size) in options.parameters.items():
-        matched = [(k, e) for (k, e) in groups if _field(k) == name] or (
-            [by_name[name]] if name in by_name else []
-        )
+        own = name in by_name and not any(_field(k) == name for k, _ in groups)
+        matched = [by_name[name]] if own else [(k, e) for (k, e) in groups if _field(k) == name]
         if not matched:
             example = next(iter(by_name), "")
             raise SweepInputError(
                 f"{where}: uncertainty.parameters: unknown parameter '{name}'; allowed: a field "
                 f"({', '.join(fields)}) or <entity>.<field> such as '{example}'"
             )
-        for k, e in matched:
-            if (k, e) not in seen:
-                seen.add((k, e))
-                out.append(Parameter(name_of(k, e), k, tuple(groups[(k, e)]), dist, size))
-    return out
+        for g in matched:
+            if own or g not in specific:  # an entry's own name overrides a bare field name
+                chosen[g] = Parameter(name_of(*g), g[0], tuple(groups[g]), dist, size)
+            if own:
+                specific.add(g)
+    return list(chosen.values())
 
 
 def index_map(table, params: list) -> dict:
