@@ -483,7 +483,7 @@ def plot_parity(measured, by_gpu, panels, path: Path) -> Path:
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("measured (tokens/J)")
             ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize=8, loc="upper left")
+            ax.legend(fontsize=8, loc="lower right")
         axes[0].set_ylabel("predicted (tokens/J)")
         fig.suptitle("Tokens per joule: model vs ML.ENERGY Benchmark v3 (vLLM, LMArena chat)", fontsize=10)
         fig.tight_layout()
