@@ -6,6 +6,7 @@ which θ entries get elasticities, their uncertainties and provenance.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -123,6 +124,7 @@ def _lookup(available: dict, gpu: str, model: str):
     return None
 
 
+@functools.cache  # one derivation per distinct size, not per profile row (issue #12)
 def _dense_entry(name: str):
     n_params = float(DENSE_MODEL.match(name).group(1)) * 1e9
     arch = dense_family(n_params, integer=True)
@@ -162,7 +164,7 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
     _check_distinct_names(spec, gpus, models)
     names = [n for n in spec.axes if _grid.AXES[n].group == "profile"]
     calibration = load_calibration(spec.calibration) if spec.calibration else None
-    rows, provenance, unc = [], {}, []
+    rows, provenance, unc, gpu_rows, model_rows, servings = [], {}, [], {}, {}, {}
     for combo in itertools.product(*(spec.axes[n] for n in names)):
         point = {**spec.params, **dict(zip(names, combo))}
         try:
@@ -190,18 +192,19 @@ def roofline_table(spec: _grid.GridSpec) -> ProfileTable:
             if calibration is not None:
                 values, errors, quality = calibration.for_setup(g.name, m.name)
                 kwargs.update(values)
-            serving = setups.serving_config(power_model=spec.power_model, **kwargs)
-            setups.check_setup(g, m, serving)
+            key = (g.name, m.name, tuple(sorted(kwargs.items())))
+            if key not in servings:  # each distinct setup built and checked once
+                serving = setups.serving_config(power_model=spec.power_model, **kwargs)
+                setups.check_setup(g, m, serving)
+                servings[key] = {f"serving.{k}": float(v) for k, v in serving.items()}
         except SweepInputError as exc:
             note = (gpu_note + model_note) if isinstance(exc, UnknownNameError) else ""
             raise SweepInputError(f"{where}: {exc}{note}") from None
-        gpu_arrays, model_arrays = g.arrays(), m.arrays()
-        row = {
-            **{f"gpu.{k}": v for k, v in gpu_arrays.items()},
-            **{f"model.{k}": v for k, v in model_arrays.items()},
-            **{f"serving.{k}": v for k, v in serving.items()},
-        }
-        rows.append({k: float(v) for k, v in row.items()})
+        if g.name not in gpu_rows:  # each entry's arrays once, not once per row
+            gpu_rows[g.name] = {f"gpu.{k}": float(v) for k, v in g.arrays().items()}
+        if m.name not in model_rows:
+            model_rows[m.name] = {f"model.{k}": float(v) for k, v in m.arrays().items()}
+        rows.append({**gpu_rows[g.name], **model_rows[m.name], **servings[key]})
         unc.append({f"gpu.{k}": _unc(g.specs.get(k)) for k in GPU_FIELDS})
         provenance[f"{g.name}/{m.name}"] = {
             **{k: vars(v) for k, v in g.specs.items()},
