@@ -110,10 +110,7 @@ def run(
         spec = dataclasses.replace(spec, elasticities=bool(elasticities) or first_order)
     if out is not None:
         check_writable(out)
-    table = profile_table(spec)
-    point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
-    point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
-    model = InstanceEvaluator(spec.convention) if spec.mode == "instance" else FleetEvaluator(spec.convention)
+    table, point_axes, point_params, model = grid_parts(spec)
     unknown = sorted(set(spec.outputs) - set(model.outputs))
     if unknown:
         raise SweepInputError(
@@ -222,6 +219,15 @@ def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, resu
     return annotate(xr.Dataset(data_vars, coords=coords))
 
 
+def grid_parts(spec: _grid.GridSpec) -> tuple:
+    """The grid's profile table, point-axis names, scalar point parameters and evaluator."""
+    table = profile_table(spec)
+    point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
+    point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
+    model = InstanceEvaluator(spec.convention) if spec.mode == "instance" else FleetEvaluator(spec.convention)
+    return table, point_axes, point_params, model
+
+
 def point_inputs(spec: _grid.GridSpec, point_axes: list) -> tuple:
     """The point axes as numeric arrays (workloads and topologies as codes) and the extras (workload tables)."""
     if spec.mode == "instance":
@@ -267,10 +273,7 @@ def sensitivity(
     spec = as_spec(spec)
     if out is not None:
         check_writable(out)
-    table = profile_table(spec)
-    point_axes = [n for n in spec.axes if _grid.AXES[n].group != "profile"]
-    point_params = {k: v for k, v in spec.params.items() if _grid.AXES[k].group != "profile"}
-    model = InstanceEvaluator(spec.convention) if spec.mode == "instance" else FleetEvaluator(spec.convention)
+    table, point_axes, point_params, model = grid_parts(spec)
     axes, extras = point_inputs(spec, point_axes)
     result = _sens.sensitivity(
         table,
