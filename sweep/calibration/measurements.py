@@ -84,11 +84,6 @@ class Measurements:
         return np.array([row.get(key, math.nan) for row in self.rows], dtype=np.float64)
 
 
-def dtype_bytes(row: dict) -> tuple[float, float]:
-    """(weight, KV-cache) bytes per element of a row's `weight_dtype` and `kv_dtype`."""
-    return WEIGHT_DTYPE_BYTES[row["weight_dtype"]], KV_DTYPE_BYTES[row["kv_dtype"]]
-
-
 def read_measurements(paths, *, measured: bool = True) -> Measurements:
     """Read and check measurement CSV files (one path or a sequence of paths), concatenated in order.
 

@@ -63,9 +63,6 @@ class Calibration:
                 errors[n] = float(np.sqrt(np.mean(se**2) + v.var()))
         return values, errors, "projected"
 
-    def covers(self, gpu: str) -> bool:
-        return any(label.split("/")[0] == gpu for label in self.groups)
-
 
 def from_fit(fit, name: str = "(this fit)") -> Calibration:
     """The `Calibration` of a `sweep.calibration.fit.Fit`, without writing it."""

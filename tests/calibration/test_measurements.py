@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sweep.calibration import measurements as M
-from sweep.calibration.measurements import Measurements, dtype_bytes, read_measurements
+from sweep.calibration.measurements import Measurements, read_measurements
 from sweep.catalogs import model_catalog
 from sweep.errors import MissingFieldError, SweepInputError, SweepWarning, UnknownNameError
 
@@ -52,7 +52,7 @@ def test_shipped_file_reads():
         {"path": str(SHIPPED), "sha256": hashlib.sha256(SHIPPED.read_bytes()).hexdigest(), "rows": 78},
     )
     assert m.columns[0] == "source" and "itl_s" in m.columns
-    assert {dtype_bytes(r) for r in m.rows} == {(2.0, 2.0)}
+    assert {(r["weight_dtype"], r["kv_dtype"]) for r in m.rows} == {("bf16", "bf16")}
     assert m.rows[0]["where"] == f"{SHIPPED}:2" and m.rows[-1]["where"] == f"{SHIPPED}:79"
 
 
@@ -62,7 +62,7 @@ def test_row_dict(tmp_path):
     (row,) = m.rows
     assert row["gpu"] == "H100" and row["model"] == "llama-3.1-8b"
     assert row["tp"] == 2.0 and row["num_gpus"] == 4.0 and row["context"] == 8192.0
-    assert row["weight_dtype"] == "fp8" and row["kv_dtype"] == "bf16" and dtype_bytes(row) == (1.0, 2.0)
+    assert row["weight_dtype"] == "fp8" and row["kv_dtype"] == "bf16"
     assert math.isnan(row["prompt_tokens"]) and math.isnan(row["max_num_seqs"]) and row["itl_s"] == 0.02
     assert row["source"] == "lab" and row["where"].endswith("m.csv:2")
     assert row["raw"]["gpu"] == " h100-sxm5 " and list(row["raw"]) == header.split(",")

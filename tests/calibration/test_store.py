@@ -96,7 +96,7 @@ def test_builtin_by_name():
     doc = tomllib.loads(BUILTIN["mlenergy-v3"].read_text())
     assert cal.groups["H100"]["values"] == doc["groups"]["H100"]["values"]
     assert cal.prompt == {"handling": "assumed", "value": ASSUMED_PROMPT_TOKENS}
-    assert cal.covers("H100") and cal.covers("B200") and not cal.covers("A100")
+    assert cal.for_setup("A100", "llama-3.1-8b")[2] == "projected"  # a GPU it never saw
 
 
 def test_for_setup_calibrated_and_projected():
@@ -142,7 +142,8 @@ def test_for_setup_per_gpu_and_model():
     assert se["step_overhead_s"] == pytest.approx(math.sqrt(1e-8 + 1e-6), rel=1e-12)
     v, _, quality = cal.for_setup("A100", "qwen3-8b")  # all groups
     assert quality == "projected" and v["step_overhead_s"] == pytest.approx(13e-3 / 3, rel=1e-15)
-    assert cal.covers("B200") and not cal.covers("GB200")
+    assert any(label.startswith("B200/") for label in cal.groups)
+    assert cal.for_setup("GB200", "qwen3-8b")[2] == "projected"
 
 
 # ------------------------------------------------------------------------------------------------
