@@ -10,6 +10,10 @@ peak memory (max RSS) is its own:
               separately from computing);
   (c) sweep:  `sweep.run` on the full grid (≥ 1e7 points): one compiled kernel, chunked.
 
+A scale section (also alone with --only-scale) compares, end to end in one process, the calibrated
+grid of (c) with a 1e7-point first-principles grid of the dense family (50 sizes × 5 GPUs × 4 TP ×
+100 contexts × 100 batches, its profile table built in each run) and reports a fleet grid's rate.
+
 Figures are wall-clock, best of --repeat runs. For sweep also: the first run in the process
 (with compilation), and runs with the output-buffer pool off (SWEEP_POOL_BYTES=0), so that
 every run writes into fresh memory. Absolute numbers drift between runs; the ratios within one
@@ -17,6 +21,7 @@ run are what count.
 
     python scripts/benchmark.py                 # 2 GPUs × 1000 contexts × 5000 batches = 1e7
     python scripts/benchmark.py --batches 10000 # 2e7 points
+    python scripts/benchmark.py --only-scale    # calibrated vs first-principles vs fleet rates
 """
 
 from __future__ import annotations
@@ -181,28 +186,23 @@ def bench_kernel(args):
         theta, axes[:1], params, (), evaluator=model.pre, derive=derive, names=("context",)
     )
     plan = _engine.Plan.make(dims, args.chunk_points)
-    lengths = (1,) * plan.split + (plan.block,) + dims[plan.split + 1 :]
-
+    lengths = plan.lengths
     keep = tuple(model.outputs)
+    static = (
+        ("evaluator", model),
+        ("derive", derive),
+        ("names", ("context", "batch")),
+        ("keep", keep),
+        ("lengths", lengths),
+        ("n_cat", 1),
+        ("dtype", "float64"),
+    )
     spare = [{k: jnp.zeros(lengths, model.outputs[k][0] or np.float64) for k in keep} for _ in range(2)]
 
     def once():  # as in sweep.run, two sets of block buffers are recycled (donated)
         for starts, _, _ in plan.blocks():
-            out = _engine._kernel(
-                spare.pop(0),
-                np.array(starts, dtype=np.int64),
-                sizes,
-                theta,
-                axes,
-                params,
-                (),
-                pre,
-                evaluator=model,
-                derive=derive,
-                names=("context", "batch"),
-                keep=keep,
-                lengths=lengths,
-            )
+            starts = np.array(starts, dtype=np.int64)
+            out = _engine._kernel(spare.pop(0), starts, sizes, theta, axes, params, (), pre, static=static)
             spare.append(out)
         jax.block_until_ready(out)
 
@@ -299,14 +299,195 @@ def bench_uncertainty(args):
     }
 
 
+def scale_grids(args) -> dict:
+    """The grids of the scale section: calibrated (as (c)), dense-family first-principles, fleet."""
+    contexts, batches = grid_axes(args.contexts, args.batches)
+    short, many = grid_axes(100, 100)
+    return {
+        "calibrated": {
+            "convention": "paper",
+            "axes": {
+                "gpu": ["H100", "B200"],
+                "model": ["llama-3.1-70b"],
+                "context": contexts.tolist(),
+                "batch": batches.tolist(),
+            },
+            "chunk_points": args.chunk_points,
+        },
+        # 50 dense sizes × 5 GPUs × 4 TP = 1000 profile rows, × 100 contexts × 100 batches = 1e7 points
+        "roofline": {
+            "convention": "physical",
+            "profile": "roofline",
+            "axes": {
+                "gpu": ["A100", "H100", "H200", "B200", "GB200"],
+                "model": {"dense_params": {"start": 1e9, "stop": 1e12, "num": 50, "spacing": "geometric"}},
+                "tp": [1, 2, 4, 8],
+                "context": short.tolist(),
+                "batch": many.tolist(),
+            },
+            "chunk_points": args.chunk_points,
+        },
+        # 2 GPUs × 3 workloads × 3 topologies × 16 b_short × 16 γ × 16 arrival rates = 73,728 points
+        "fleet": {
+            "convention": "physical",
+            "profile": "roofline",
+            "tp": 8,
+            "outputs": ["fleet_tokens_per_watt"],
+            "axes": {
+                "gpu": ["H100", "B200"],
+                "model": ["llama-3.1-70b"],
+                "workload": ["azure", "lmsys", "agent_heavy"],
+                "topology": ["homogeneous", "pool", "fleetopt"],
+                "b_short": [512 * i for i in range(1, 17)],
+                "gamma": np.linspace(1.0, 4.0, 16).tolist(),
+                "arrival_rate": np.geomspace(10.0, 1e5, 16).tolist(),
+            },
+        },
+    }
+
+
+def bench_scale(args):
+    """End-to-end sweep.run in one process, best of --repeat after a first (compiling) run: the
+    calibrated grid of (c), the 1e7-point dense-family first-principles grid with its profile-table
+    set-up (every dense size re-derived each run) and a fleet grid; and that table's set-up alone."""
+    import sweep
+    from sweep.grid import tables
+    from sweep.grid.spec import parse
+
+    out = {}
+    for name, spec in scale_grids(args).items():
+        times, points = [], 0
+        for _ in range(args.repeat + 1):
+            tables._DENSE_ENTRIES.clear()  # set-up included: no dense size cached from the last run
+            t = time.perf_counter()
+            ds = sweep.run(spec)
+            times.append(time.perf_counter() - t)
+            points = ds["fleet_tokens_per_watt" if "fleet_tokens_per_watt" in ds else "tokens_per_watt"].size
+            del ds
+        out[name] = {"points": points, "seconds": min(times[1:]), "first_s": times[0]}
+        if name == "roofline":
+            parsed, table_times = parse(spec), []
+            for _ in range(args.repeat):
+                tables._DENSE_ENTRIES.clear()
+                t = time.perf_counter()
+                table = tables.profile_table(parsed)
+                table_times.append(time.perf_counter() - t)
+            out["table"] = {"rows": len(next(iter(table.theta.values()))), "seconds": min(table_times)}
+    return out
+
+
+def _stream_spec(points: float, outputs, dtype: str) -> dict:
+    """A calibrated grid of about `points` points: 2 GPUs × 1000 contexts × batches 1..N."""
+    n_batch = int(points // 2000)
+    return {
+        "convention": "paper",
+        "dtype": dtype,
+        "chunk_points": 1 << 21,
+        **({"outputs": outputs} if outputs else {}),
+        "axes": {
+            "gpu": ["H100", "B200"],
+            "model": ["llama-3.1-70b"],
+            "context": {"start": 1024, "stop": 130894, "step": 130},
+            "batch": {"start": 1, "stop": n_batch, "step": 1},
+        },
+    }
+
+
+def _streamed(points: float, outputs, dtype: str, suffix: str) -> dict:
+    """One streamed run to a scratch file (removed after): points/s, bytes written and the disk's rate."""
+    import shutil
+    import tempfile
+
+    import sweep
+
+    spec = _stream_spec(points, outputs, dtype)
+    scratch = tempfile.mkdtemp(prefix="sweep-bench-", dir=os.environ.get("SWEEP_BENCH_SCRATCH"))
+    try:
+        out = os.path.join(scratch, "grid" + suffix)
+        start = time.perf_counter()
+        ds = sweep.run(spec, out=out)
+        seconds = time.perf_counter() - start
+        n = int(np.prod([ds.sizes[d] for d in ds.tokens_per_watt.dims]))
+        size = (
+            sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+            if os.path.isdir(out)
+            else os.path.getsize(out)
+        )
+        ds.close()
+        probe = os.path.join(scratch, "probe")  # the disk's sequential write rate: 1 GiB, fsynced
+        block = np.zeros(1 << 24, dtype=np.uint8)
+        t = time.perf_counter()
+        with open(probe, "wb") as f:
+            for _ in range(64):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        disk = (1 << 30) / (time.perf_counter() - t)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"points": n, "seconds": seconds, "bytes": size, "disk_bytes_per_s": disk}
+
+
+def bench_stream_all(args):
+    """2.5e8 points, every output, float64, streamed to NetCDF."""
+    return _streamed(2.5e8, None, "float64", ".nc")
+
+
+def bench_stream_one(args):
+    """1e9 points, tokens_per_watt only, float32, streamed to Zarr."""
+    return _streamed(1e9, ["tokens_per_watt"], "float32", ".zarr")
+
+
+def bench_memory_one(args):
+    """The in-memory rate of the same one-output float32 grid, at 1e8 points (best of --repeat)."""
+    import sweep
+
+    spec = _stream_spec(1e8, ["tokens_per_watt"], "float32")
+    sweep.run(spec)
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        ds = sweep.run(spec)
+        times.append(time.perf_counter() - t)
+    return {"points": int(np.prod([ds.sizes[d] for d in ds.tokens_per_watt.dims])), "seconds": min(times)}
+
+
+def _stream_lines(results: dict) -> list:
+    lines = ["streamed to disk (peak RSS of the whole process; the outputs do not stay in memory):"]
+    memory = results.get("memory_one")
+    for key, what, limit in (
+        ("stream_all", "2.5e8 points, every output, float64, NetCDF", 2048),
+        ("stream_one", "1e9 points, tokens_per_watt, float32, Zarr", 1536),
+    ):
+        r = results[key]
+        rate = r["points"] / r["seconds"]
+        lines.append(
+            f"  {what}: {r['points']:,} points in {r['seconds']:.1f} s ({rate:,.0f} points/s), "
+            f"{r['bytes'] / 1e9:.1f} GB written at {r['bytes'] / r['seconds'] / 1e6:,.0f} MB/s "
+            f"(disk: {r['disk_bytes_per_s'] / 1e6:,.0f} MB/s); peak RSS {r['peak_rss_mb']:,.0f} MB "
+            f"(target < {limit:,} MB: {'met' if r['peak_rss_mb'] < limit else 'MISSED'})"
+        )
+        if key == "stream_one" and memory:
+            in_memory = memory["points"] / memory["seconds"]
+            lines.append(
+                f"    in memory, same grid at {memory['points']:.1e} points: {in_memory:,.0f} points/s "
+                f"(streamed: {rate / in_memory:.0%} of it)"
+            )
+    return lines
+
+
 METHODS = {
     "python": bench_python,
+    "scale": bench_scale,
     "uncertainty": bench_uncertainty,
     "numpy": bench_numpy,
     "sweep": bench_sweep,
     "kernel": bench_kernel,
     "sweep1": lambda args: bench_sweep(args, ["tokens_per_watt"]),
     "machine": lambda args: machine(),
+    "stream_all": bench_stream_all,
+    "stream_one": bench_stream_one,
+    "memory_one": bench_memory_one,
 }
 # sweep_fresh: sweep.run with its buffer pool off, so every run writes into fresh memory
 ENV = {"sweep_fresh": {"SWEEP_POOL_BYTES": "0"}}
@@ -325,6 +506,18 @@ def main():
     parser.add_argument(
         "--only-uncertainty", action="store_true", help="only the Monte Carlo and Sobol' measurements"
     )
+    parser.add_argument(
+        "--only-scale",
+        action="store_true",
+        help="only the scale section: calibrated vs 1e7-point dense-family first-principles vs fleet rates",
+    )
+    parser.add_argument(
+        "--only-stream",
+        action="store_true",
+        help="only the streamed runs: 2.5e8 points (every output, float64, NetCDF) and 1e9 points (one output, "
+        "float32, Zarr) written to a scratch folder ($SWEEP_BENCH_SCRATCH, default the system's temporary "
+        "folder; about 14 GB free needed), with peak RSS and the disk's write rate",
+    )
     parser.add_argument("--method", choices=sorted(METHODS) + sorted(ENV), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -335,16 +528,41 @@ def main():
         return
 
     results = {}
-    methods = ("machine", "uncertainty")
-    if not args.only_uncertainty:
-        methods = ("machine", "python", "numpy", "sweep", "sweep_fresh", "kernel", "sweep1", "uncertainty")
+    methods = (
+        "machine",
+        "python",
+        "numpy",
+        "sweep",
+        "sweep_fresh",
+        "kernel",
+        "sweep1",
+        "uncertainty",
+        "scale",
+        "stream_all",
+        "stream_one",
+        "memory_one",
+    )
+    only = [m for m, flag in (("uncertainty", args.only_uncertainty), ("scale", args.only_scale)) if flag]
+    if only:
+        methods = ("machine", *only)
+    if args.only_stream:
+        methods = ("stream_all", "stream_one", "memory_one")
     for method in methods:
         cmd = [sys.executable, __file__, "--method", method] + sys.argv[1:]
         proc = subprocess.run(
             cmd, capture_output=True, text=True, check=True, env={**os.environ, **ENV.get(method, {})}
         )
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+    stream = {k: results.pop(k) for k in ("stream_all", "stream_one", "memory_one") if k in results}
+    stream_lines = _stream_lines(stream) if "stream_all" in stream else []
+    if args.only_stream:
+        print("\n".join(stream_lines))
+        return
     info = results.pop("machine")
+    scale_lines = _scale_lines(results.pop("scale"), args) if "scale" in results else []
+    if args.only_scale and not args.only_uncertainty:
+        print("\n".join(scale_lines))
+        return
     unc = results.pop("uncertainty")
     plain_rate, mc_rate = unc["points"] / unc["seconds"], unc["mc_evaluations"] / unc["mc_seconds"]
     uncertainty_lines = [
@@ -356,7 +574,7 @@ def main():
         f"{unc['sobol_seconds']:.1f} s ({unc['sobol_first_seconds']:.1f} s with compilation)",
     ]
     if args.only_uncertainty:
-        print("\n".join(uncertainty_lines))
+        print("\n".join(uncertainty_lines + scale_lines))
         return
     rate = {m: r["points"] / r["seconds"] for m, r in results.items()}
     n_sweep = results["sweep"]["points"]
@@ -423,7 +641,31 @@ def main():
         f"output bytes per point: {results['sweep'].get('bytes_per_point', 0):.0f} "
         f"(the grid's outputs alone need {n_sweep * results['sweep'].get('bytes_per_point', 0) / 1e9:.2f} GB)"
     )
-    print("\n".join(uncertainty_lines))
+    print("\n".join(uncertainty_lines + scale_lines + stream_lines))
+
+
+def _scale_lines(scale: dict, args) -> list:
+    """The scale section's report: end-to-end rates, the first-principles / calibrated ratio, fleet."""
+    rate = {k: scale[k]["points"] / scale[k]["seconds"] for k in ("calibrated", "roofline", "fleet")}
+    ratio = rate["roofline"] / rate["calibrated"]
+    lines = [
+        f"scale: end-to-end sweep.run in one process, best of {args.repeat} (first run, with compilation):"
+    ]
+    for key, label in (
+        ("calibrated", "(a) calibrated, 2 GPUs × contexts × batches"),
+        ("roofline", "(b) first-principles, 50 dense sizes × 5 GPUs × 4 TP × 100 × 100"),
+        ("fleet", "(c) fleet, first-principles, 2 GPUs × 3 × 3 × 16 × 16 × 16"),
+    ):
+        r = scale[key]
+        lines.append(
+            f"  {label:<68}{r['points']:>11,} points {rate[key]:>14,.0f} points/s "
+            f"({r['seconds']:.2f} s; first {r['first_s']:.1f} s)"
+        )
+    lines.append(
+        f"  (b)/(a): {ratio:.0%} of the calibrated rate (target ≥ 40 %: {'met' if ratio >= 0.4 else 'NOT met'}); "
+        f"(b)'s profile table alone: {scale['table']['rows']:,} rows in {scale['table']['seconds'] * 1e3:.0f} ms"
+    )
+    return lines
 
 
 if __name__ == "__main__":

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
+import warnings
 
 import jax
 import numpy as np
 import xarray as xr
 
-from sweep.errors import SweepInputError
+from sweep import progress as _progress
+from sweep.catalogs.provenance import provenance_fields
+from sweep.errors import SweepInputError, SweepWarning
 from sweep.grid import spec as _grid
-from sweep.grid.engine import ProfileTable, run_grid
+from sweep.grid.engine import ProfileTable, grid_layout, run_grid
 from sweep.grid.evaluators import FleetEvaluator, InstanceEvaluator
 from sweep.grid.tables import profile_table
+from sweep.memory import check_fits
 from sweep.output import annotate, check_writable, global_attrs, write_netcdf
 from sweep.progress import as_progress
+from sweep.stream import STREAMING, Stream, check_zarr_target, open_result, output_format, run_key, write_zarr
+from sweep.tabular import is_csv, write_csv
 from sweep.uncertainty.draws import parameters
 from sweep.uncertainty.montecarlo import describe, monte_carlo
 from sweep.version import __version__
@@ -71,6 +77,10 @@ def run(
     samples: int | None = None,
     seed: int | None = None,
     progress=None,
+    resume: bool = False,
+    compression: int = 0,
+    max_memory=None,
+    distributed: bool = False,
     command: str | None = None,
 ) -> xr.Dataset:
     """Evaluate every point of a grid and return the results as a labelled `xarray.Dataset`.
@@ -78,19 +88,31 @@ def run(
     Args:
         spec: a grid file path (TOML), a dict of the same structure, or a parsed `GridSpec`; the
             README section "Grid files" lists every key.
-        out: optional NetCDF path; the Dataset is also written there (temporary file, then rename).
+        out: optional output path: `.zarr` (a Zarr store), `.csv` (a tidy table) or any other name
+            (NetCDF-4). Without uncertainty analysis, NetCDF and Zarr outputs are streamed block by
+            block to `<out>.partial`, renamed onto `out` when complete, and the result is returned
+            opened lazily from the file (docs/scaling.md); otherwise the in-memory result is written
+            atomically (temporary file, then rename).
         elasticities: True/False overrides the spec's `elasticities` key (None: as the spec says).
         calibration: a calibration file or built-in name ("mlenergy-v3") applied to a physical
             first-principles grid; overrides the spec's `calibration` key (docs/calibration.md §5).
         uncertainty: True or "first_order" (the first-order band), "monte_carlo", a table as the
             grid's `[uncertainty]` (docs/uncertainty.md), or False; overrides the spec's key.
         samples, seed: Monte Carlo draws and their seed (override the spec's).
-        progress: True (a progress line on stderr for runs over a second), False or None (none), or a
-            callable `progress(done_blocks, total_blocks, elapsed_s)`.
+        progress: True (a tqdm bar on stderr through set-up, compile, blocks and write, for runs over
+            2 s), False or None (none), or a callable `progress(done_blocks, total_blocks, elapsed_s)`.
+        resume: finish the interrupted streamed run of the same grid and `out` (its `<out>.partial`):
+            only the missing blocks are computed; the data equal an uninterrupted run bit for bit.
+        compression: 0 (none, default) or 1-9: zlib level for a streamed NetCDF, zstd level for Zarr.
+        max_memory: the memory budget of an in-memory run, bytes or text such as "8GiB" (default
+            $SWEEP_MAX_MEMORY, else half of RAM); a run over it stops before computing.
+        distributed: this process is one of a `jax.distributed` job (initialized by the caller): it
+            computes blocks p, p + P, … of the grid into the shared Zarr store `out`.
         command: the text recorded in the `history` attribute (default: this call).
 
     Returns a Dataset with one variable per output (README "Reading the output"), CF metadata,
-    and the spec, provenance and precision in its attributes. Raises `SweepInputError` (a
+    the spec and precision in its attributes, the provenance of every profile value as coordinates
+    (`provenance`, `provenance_index`; summary attribute `profile_provenance`). Raises `SweepInputError` (a
     `ValueError`) with a one-line message on bad input.
 
     >>> ds = sweep.run({"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [8192]}})
@@ -108,8 +130,24 @@ def run(
     if elasticities is not None:
         first_order = spec.uncertainty is not None and spec.uncertainty.method == "first_order"
         spec = dataclasses.replace(spec, elasticities=bool(elasticities) or first_order)
+    streamed = out is not None and spec.uncertainty is None and not is_csv(out)
     if out is not None:
-        check_writable(out)
+        check_output(out, streamed)
+    if (resume or distributed) and not streamed:
+        raise SweepInputError(
+            f"{'resume' if resume else 'distributed'}: needs a streamed output: an output path (-o out.nc or "
+            "-o out.zarr) and no uncertainty analysis"
+        )
+    show = as_progress(progress)
+    try:
+        return _run(
+            spec, out, streamed, show, precision, resume, compression, max_memory, distributed, command
+        )
+    finally:
+        _progress.close(show)
+
+
+def _run(spec, out, streamed, show, precision, resume, compression, max_memory, distributed, command):
     table, point_axes, point_params, model = grid_parts(spec)
     unknown = sorted(set(spec.outputs) - set(model.outputs))
     if unknown:
@@ -117,13 +155,10 @@ def run(
             f"{spec.where}: outputs: unknown output(s) {unknown}; allowed: {', '.join(model.outputs)}"
         )
     keep = tuple(k for k in model.outputs if k in spec.outputs or k == model.target) if spec.outputs else None
-    options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points, progress=as_progress(progress))
-    extra_attrs = {}
+    options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points)
     axes, extras = point_inputs(spec, point_axes)
-    # instance grids: the results include the model's `pre` pass (max_concurrency, feasible on (profile, context))
-    results = run_grid(
-        table, axes, point_params, model, elasticities=spec.elasticities, keep=keep, extras=extras, **options
-    )
+    layout = grid_layout(table, axes, model, keep=keep, elasticities=spec.elasticities, **options)
+    extra_attrs = {}
     if spec.mode == "fleet":
         extra_attrs["fleet_lengths"] = (
             "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
@@ -131,10 +166,49 @@ def run(
             if spec.convention == "paper"
             else "exact (requests routed by (lo, hi], compressed requests generate the clipped output)"
         )
+
+    def attrs(extra):
+        return global_attrs(
+            title=spec.title,
+            convention=spec.convention,
+            spec=spec.raw,
+            command=command or f"sweep.run({spec.where!r})",
+            version=__version__,
+            extra={
+                "profile_kind": spec.profile,
+                "precision": f"{precision}, {spec.dtype} storage",
+                **provenance_fields(table)[0],
+                **{k: v for k, v in spec.params.items() if v is not None},
+                **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}),
+                **({"calibration": spec.calibration} if spec.calibration else {}),
+                **extra_attrs,
+                **extra,
+            },
+        )
+
+    if streamed:
+        grid = (table, spec, point_axes, point_params, model, axes, extras, keep)
+        return run_streamed(
+            grid, layout, out, attrs, show, resume=resume, compression=compression, distributed=distributed
+        )
+    unc = spec.uncertainty
+    check_fits(layout.nbytes() + monte_carlo_bytes(layout, spec), max_memory)
+    _progress.stage(show, "compile", math.prod(layout.dims))
+    # instance grids: the results include the model's `pre` pass (max_concurrency, feasible on (profile, context))
+    results = run_grid(
+        table,
+        axes,
+        point_params,
+        model,
+        elasticities=spec.elasticities,
+        keep=keep,
+        extras=extras,
+        progress=show,
+        **options,
+    )
     if spec.elasticities:
         mask_elasticities(results, model.target)
     ds = to_dataset(table, spec, point_axes, results)
-    unc = spec.uncertainty
     if unc is not None and unc.method == "first_order":
         add_uncertainty(ds, table, first_order_widths(table, unc, spec.where))
         extra_attrs["uncertainty_method"] = UNCERTAINTY_NOTE
@@ -149,32 +223,148 @@ def run(
             extras=extras,
             chunk_points=spec.chunk_points,
             where=spec.where,
-            progress=options["progress"],
+            progress=show,
         )
         add_monte_carlo(ds, table, point_axes, mc, unc, drawn, draws)
         extra_attrs["uncertainty_method"] = MONTE_CARLO_NOTE.format(
             n=unc.samples, sampler=unc.sampler, seed=unc.seed, p=len(drawn)
         )
         extra_attrs["uncertainty_parameters"] = describe(drawn, unc)
-    ds.attrs = global_attrs(
-        title=spec.title,
-        convention=spec.convention,
-        spec=spec.raw,
-        command=command or f"sweep.run({spec.where!r})",
-        version=__version__,
-        extra={
-            "profile_kind": spec.profile,
-            "precision": f"{precision}, {spec.dtype} storage",
-            "profile_provenance": json.dumps(table.provenance, sort_keys=True),
-            **{k: v for k, v in spec.params.items() if v is not None},
-            **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}),
-            **({"calibration": spec.calibration} if spec.calibration else {}),
-            **extra_attrs,
-        },
-    )
+    ds.attrs = attrs({})
     if out is not None:
-        write_netcdf(ds, out)
+        _progress.stage(show, "write")
+        write_result(ds, out)
     return ds
+
+
+def check_output(out, streamed: bool) -> None:
+    """Fail early (before computing) if `out` cannot be written in its format."""
+    if is_csv(out):
+        check_writable(out)
+    elif streamed or output_format(out) == "zarr":
+        output_format(out)
+        (check_zarr_target if output_format(out) == "zarr" else check_writable)(out)
+    else:
+        check_writable(out)
+
+
+def write_result(ds: xr.Dataset, out) -> None:
+    """Write an in-memory result: CSV (a tidy table), Zarr (a directory) or NetCDF, by extension; atomically."""
+    if is_csv(out):
+        write_csv(ds, out)
+    elif output_format(out) == "zarr":
+        write_zarr(ds, out)
+    else:
+        write_netcdf(ds, out)
+
+
+def monte_carlo_bytes(layout, spec) -> int:
+    """Bytes of the Monte Carlo statistics (mean, std, quantiles; the draws if kept) of the asked outputs."""
+    unc = spec.uncertainty
+    if unc is None or unc.method == "first_order":
+        return 0
+    per_point = 2 + len(unc.quantiles) + (unc.samples if unc.keep_samples else 0)
+    return 8 * per_point * math.prod(layout.dims) * max(1, len(spec.outputs or ()))
+
+
+class _Sink:
+    """Where `run_grid` hands the blocks of a streamed run: masked elasticities, then the stream."""
+
+    def __init__(self, stream, layout, target: str, cat_shape: tuple):
+        self.stream, self.layout, self.target, self.cat_shape = stream, layout, target, cat_shape
+        self.pre_results = {}
+
+    def pre(self, results):
+        self.pre_results = results
+
+    def block(self, block_id, where, values):
+        if "elasticity" in values:
+            y = values[self.target]
+            bad = ~np.isfinite(y) | (y == 0)
+            if "feasible" in self.pre_results:  # on (profile dims, context)
+                feasible = self.pre_results["feasible"].reshape(self.cat_shape + (-1,))
+                infeasible = feasible[where[: len(self.cat_shape) + 1]] == 0
+                bad |= np.expand_dims(infeasible, tuple(range(infeasible.ndim, y.ndim)))
+            values["elasticity"] = np.where(bad, np.nan, values["elasticity"])
+        lead = {k: (slice(None),) * len(v[0]) for k, v in self.layout.outputs.items()}
+        self.stream.write(block_id, {k: (lead[k] + where, v) for k, v in values.items()})
+
+
+def run_streamed(grid, layout, out, attrs, show, *, resume, compression, distributed) -> xr.Dataset:
+    """Stream the grid's blocks to `out` (sweep.stream); return the finished file opened lazily.
+
+    With `distributed`, this is one of jax.process_count() processes (jax.distributed): process p computes
+    the blocks p, p + P, …; process 0 creates the partial and finishes it (docs/scaling.md)."""
+    from sweep import distributed as _dist
+
+    table, spec, point_axes, point_params, model, axes, extras, keep = grid
+    process, processes = _dist.share() if distributed else (0, 1)
+    if processes > 1 and output_format(out) != "zarr":
+        raise SweepInputError(f"{out}: a distributed run writes Zarr (-o out.zarr); NetCDF has one writer")
+    cat_shape = tuple(len(v) for v in table.categorical.values())
+    n_rows = math.prod(cat_shape)
+    points = tuple(len(v) for v in axes.values())
+    fake = {
+        k: np.broadcast_to(np.zeros((), dt), lead + (n_rows,) + points + trail)
+        for k, (lead, trail, dt) in layout.outputs.items()
+    }
+    fake.update({k: np.zeros((n_rows, points[0]), dt) for k, dt in layout.pre.items()})
+    level = int(compression or 0)
+    codec = ("zlib" if output_format(out) == "netcdf" else "zstd") if level else "none"
+    skeleton = to_dataset(table, spec, point_axes, fake)
+    skeleton.attrs = attrs({"compression": f"{codec} level {level}" if level else "none"})
+    chunks = layout.plan.lengths
+    streamed = {
+        k: (skeleton[k].dims, lead + chunks + trail, dt, dict(skeleton[k].attrs))
+        for k, (lead, trail, dt) in layout.outputs.items()
+    }
+    skeleton = skeleton.drop_vars(list(streamed))
+    key = run_key(spec.raw, spec.dtype, layout.dims, chunks, sorted(layout.outputs), level, __version__)
+    stream = Stream(out, key, process=process, processes=processes, compression=level)
+    stream.n_blocks = layout.plan.n_blocks
+    if process == 0:
+        done = stream.recorded() if resume else None
+        if done is None or not stream.reopen():
+            if not resume and os.path.exists(stream.partial):
+                warnings.warn(
+                    f"{stream.partial}: replacing the partial output of an earlier run (--resume finishes it)",
+                    SweepWarning,
+                    stacklevel=2,
+                )
+            stream.create(skeleton, streamed)
+        stream.close()
+    _dist.barrier("sweep-created", processes)
+    stream.done = stream.recorded() or set()
+    stream.reopen()
+    stream.start_log()
+    STREAMING[stream.target] = stream
+    _progress.stage(show, "compile", math.prod(layout.dims))
+    try:
+        pre = run_grid(
+            table,
+            axes,
+            point_params,
+            model,
+            elasticities="elasticity" in layout.outputs,
+            keep=keep,
+            extras=extras,
+            progress=show,
+            dtype=spec.dtype,
+            chunk_points=spec.chunk_points,
+            sink=_Sink(stream, layout, model.target, cat_shape),
+            wanted=lambda i: i % processes == process and i not in stream.done,
+        )
+        stream.close()
+        _dist.barrier("sweep-blocks", processes)
+        if process == 0:
+            _progress.stage(show, "write")
+            stream.reopen()
+            stream.finish({k: v.reshape(cat_shape + v.shape[1:]) for k, v in pre.items()})
+        _dist.barrier("sweep-finished", processes)
+    finally:
+        stream.close()
+        STREAMING.pop(stream.target, None)
+    return open_result(out)
 
 
 def mask_elasticities(results: dict, target: str) -> None:
@@ -189,7 +379,12 @@ def mask_elasticities(results: dict, target: str) -> None:
 
 
 def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, results: dict) -> xr.Dataset:
-    """Label the engine's arrays: profile dims first, then the point axes (then `pool`)."""
+    """Label the engine's arrays: profile dims first, then the point axes (then `pool`); the model
+    sizes as coordinates on `model`, the profile table's provenance as coordinates (`provenance_fields`);
+    a warning per model whose maximum context the grid exceeds."""
+    from sweep.catalogs.provenance import provenance_fields
+    from sweep.grid.evaluators import ContextEvaluator  # its outputs live on (profile dims, context)
+
     cat_names = list(table.categorical)
     cat_shape = tuple(len(v) for v in table.categorical.values())
     coords = {}
@@ -206,7 +401,7 @@ def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, resu
         if k == "elasticity":
             continue
         arr = arr.reshape(cat_shape + arr.shape[1:])
-        dims = cat_names + (["context"] if k in ("max_concurrency", "feasible") else point_axes)
+        dims = cat_names + (["context"] if k in ContextEvaluator.outputs else point_axes)
         dims += ["pool"] * (arr.ndim - len(dims))
         data_vars[k] = (dims, arr)
     if "pool" in {d for dims, _ in data_vars.values() for d in dims}:
@@ -216,6 +411,11 @@ def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, resu
         dims = ["parameter"] + cat_names + point_axes
         data_vars["elasticity"] = (dims, e.reshape(e.shape[:1] + cat_shape + e.shape[2:]))
         coords["parameter"] = np.asarray([k.split(".", 1)[-1] for k in table.elasticity_params], dtype=object)
+    if "model" in cat_names:
+        coords.update(model_size_coords(table, spec))
+    coords.update(provenance_fields(table)[1])  # the full provenance record, deduplicated (coordinates)
+    if "exceeds_model_context" in results:
+        warn_beyond_model_context(table, spec)
     return annotate(xr.Dataset(data_vars, coords=coords))
 
 
@@ -367,3 +567,88 @@ def add_uncertainty(ds: xr.Dataset, table: ProfileTable, widths: dict | None = N
     ds[f"{target}_high"] = ds[target] * (1 + 2 * rel)
     ds["uncertainty"] = u
     annotate(ds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model facts: sizes (coordinates on `model`) and the maximum context (warning, flag)
+
+
+def _first_row_of_each_model(table: ProfileTable) -> np.ndarray:
+    """Index of the first profile-table row of each `model` label (rows are C order over the profile dims)."""
+    names = list(table.categorical)
+    shape = tuple(len(v) for v in table.categorical.values())
+    rows = np.moveaxis(np.arange(int(np.prod(shape))).reshape(shape), names.index("model"), 0)
+    return rows.reshape(shape[names.index("model")], -1)[:, 0]
+
+
+def model_size_coords(table: ProfileTable, spec: _grid.GridSpec) -> dict:
+    """`parameters` and `active_parameters` of each model label (coordinates on `model`): the
+    checkpoint's counts (physical counting rule, docs/models.md §2; the same in both conventions), from
+    the table's model θ (first-principles grids) or the model catalog (calibrated grids; NaN if unknown)."""
+    import warnings
+
+    from sweep.errors import SweepWarning
+    from sweep.grid.tables import grid_models
+    from sweep.physics.architecture import ARCH_FIELDS
+
+    models = list(table.categorical["model"])
+    if "model.n_layers" in table.theta:
+        rows = _first_row_of_each_model(table)
+        archs = [{k: float(table.theta[f"model.{k}"][r]) for k in ARCH_FIELDS} for r in rows]
+    else:
+        with warnings.catch_warnings():  # a skipped user catalog was reported when the table was built
+            warnings.simplefilter("ignore", SweepWarning)
+            known = grid_models(spec, models)
+        archs = [
+            {k: float(known[m].arrays()[k]) for k in ARCH_FIELDS} if m in known else None for m in models
+        ]
+    counts = [_parameter_counts()(a) if a is not None else None for a in archs]
+    total = np.array([float(c["total"]) if c else np.nan for c in counts], dtype=np.float64)
+    active = np.array([float(c["active"]) if c else np.nan for c in counts], dtype=np.float64)
+    return {"parameters": ("model", total), "active_parameters": ("model", active)}
+
+
+_COUNTS_KERNEL: list = []  # the jitted parameter counter, made on first use
+
+
+def _parameter_counts():
+    """`param_counts(arch, "physical")` (total, active) of one model's scalars, compiled once per process:
+    eager JAX would compile each of its operations again on every run's first call."""
+    from sweep.physics.architecture import param_counts
+
+    if not _COUNTS_KERNEL:
+        keep = ("total", "active")
+        _COUNTS_KERNEL.append(jax.jit(lambda arch: {k: param_counts(arch, "physical")[k] for k in keep}))
+    return _COUNTS_KERNEL[0]
+
+
+def warn_beyond_model_context(table: ProfileTable, spec: _grid.GridSpec) -> None:
+    """One `SweepWarning` line per model with contexts beyond its maximum: the `max_context_tokens` θ entry
+    of the profile table against the context axis, by the rule of the engine's `exceeds_model_context` flag
+    (`sweep.physics.concurrency.exceeds_model_context`, here on NumPy arrays)."""
+    import warnings
+    from types import SimpleNamespace
+
+    from sweep.errors import SweepWarning
+    from sweep.physics.concurrency import exceeds_model_context
+
+    limit = table.theta.get("model.max_context_tokens", table.theta.get("max_context_tokens"))
+    if limit is None or "context" not in spec.axes or "model" not in table.categorical:
+        return
+    limits = np.asarray(limit, dtype=np.float64)[_first_row_of_each_model(table)]  # a model's fact
+    contexts = np.asarray(spec.axes["context"])
+    beyond = exceeds_model_context(SimpleNamespace(max_context_tokens=limits[:, None]), contexts[None, :])
+    then = (
+        "outputs are NaN there (physical convention)"
+        if spec.convention == "physical"
+        else "values kept (paper convention)"
+    )
+    for model, flag, most in zip(table.categorical["model"], np.asarray(beyond), limits):
+        if flag.any():
+            over = ", ".join(str(c) for c in contexts[flag][:6]) + (", …" if flag.sum() > 6 else "")
+            warnings.warn(
+                f"{spec.where}: model {model!r} supports at most {int(most)} context tokens "
+                f"(max_context_tokens); context {over} beyond it: exceeds_model_context = 1, {then}",
+                SweepWarning,
+                stacklevel=4,
+            )

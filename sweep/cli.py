@@ -23,6 +23,10 @@ examples:
   sweep optimize grids/fleet_split.toml --refine       best routing split per setup
   sweep reproduce                                      the paper's Tables 1-5 (make run)
   sweep run grid.toml --uncertainty --samples 4096     Monte Carlo mean, std, quantiles; ranked drivers
+  sweep run grid.toml --best tokens_per_watt --over gpu,tp    best GPU and TP per model, context, batch
+  sweep run grid.toml -o out.csv                       a tidy table: one row per point, a column per variable
+  sweep show out.nc --sel gpu=B200,context=8192        dims, units (like ncdump -h) and any slice as a table
+  sweep plot out.nc --x context --hue gpu -o fig.png   tokens/W over context, one line per GPU
   sweep sensitivity grid.toml --method sobol -o s.nc   Sobol' / Morris / DGSM / tornado indices
   sweep compare grid.toml --dim gpu --numerator B200 --denominator H100
   sweep calibrate MEAS.csv -o CAL.toml                 fit the physics to measured runs
@@ -48,7 +52,9 @@ def summary(ds, elapsed_s: float) -> str:
     ]
     others = [d for d in target.dims if d not in row_dims + [column]]
     sel = target.isel({d: 0 for d in others})
-    label = ", ".join(f"{d}={ds[d].values[0]}" for d in others)
+    from sweep.tabular import label as coordinate_label  # batch 0 is "max"
+
+    label = ", ".join(f"{d}={coordinate_label(d, ds[d].values[0])}" for d in others)
     columns = ds[column].values[:10]
     name = "fleet tokens/W" if fleet else "tokens/W"
     lines.append(
@@ -69,6 +75,10 @@ def cmd_run(args) -> int:
 
     command = "sweep " + " ".join(shlex.quote(a) for a in args.argv)
     start = time.perf_counter()
+    if args.distributed:
+        from sweep.distributed import initialize
+
+        initialize(args.coordinator, args.num_processes, args.process_id)
     ds = run(
         args.grid,
         out=args.output,
@@ -77,6 +87,10 @@ def cmd_run(args) -> int:
         samples=args.samples,
         seed=args.seed,
         progress=not args.quiet,
+        resume=args.resume,
+        compression=args.compress,
+        max_memory=args.max_memory,
+        distributed=args.distributed,
         command=command,
     )
     elapsed = time.perf_counter() - start
@@ -93,6 +107,7 @@ def cmd_run(args) -> int:
             print(drivers_table(args.grid, ds, args))
         if args.output:
             print(f"wrote {args.output}")
+    run_answers(args, ds)  # --best and -o FILE.csv (sweep.tabular; see cmd_run_with_answers)
     return 0
 
 
@@ -224,6 +239,245 @@ def cmd_compare(args) -> int:
         write_netcdf(out, args.output)
         print(f"wrote {args.output}")
     return 0
+
+
+# ---- answers on the command line (sweep.tabular, sweep.plotting): `sweep run --best` and
+# `-o FILE.csv`, `sweep show`, `sweep plot`
+
+
+def _names(text: str) -> list:
+    """A comma-separated list option (`--over gpu,tp`, `--vars tokens_per_watt,gpu_power`)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _check_best_options(args, where) -> None:
+    if (args.over or args.min) and not args.best:
+        raise SweepInputError(
+            f"{where}: --over/--min: they go with --best VARIABLE; allowed: e.g. --best tokens_per_watt --over gpu,tp"
+        )
+
+
+def cmd_run_with_answers(args) -> int:
+    """`sweep run`: check --best, --over and an -o FILE.csv before evaluating, then `cmd_run`.
+
+    -o FILE.csv: `cmd_run` evaluates without writing NetCDF (args.output = None) and `run_answers`, called at
+    its end, writes the tidy table (args.table_output); --best: `run_answers` prints the best settings."""
+    from sweep.output import check_writable
+    from sweep.tabular import check_best_names, check_table_format, is_csv
+
+    _check_best_options(args, args.grid)
+    args.table_output = None
+    if args.output is not None:
+        check_table_format(args.output)
+        if is_csv(args.output):
+            check_writable(args.output)
+            args.table_output, args.output = args.output, None
+    if args.best:
+        from sweep.api import as_spec
+
+        check_best_names(as_spec(args.grid), args.best, args.over)
+    return cmd_run(args)
+
+
+def run_answers(args, ds) -> None:
+    """The end of `sweep run`: -o FILE.csv writes the tidy table; --best prints the best settings."""
+    from sweep.tabular import write_csv
+
+    if getattr(args, "table_output", None):
+        rows = write_csv(ds, args.table_output)
+        if not args.quiet:
+            print(f"wrote {args.table_output} ({rows:,} rows, one per grid point)")
+    if getattr(args, "best", None):
+        print(_best_answer(ds, args, (), str(args.grid)))
+
+
+def _best_answer(ds, args, also, where, limit=None, output=None) -> str:
+    """--best: the table of the best settings (or, with `output`, write it as CSV and say so)."""
+    from sweep.tabular import best, format_table, write_csv
+
+    picked = best(ds, args.best, args.over, minimize=args.min, also=also, where=where)
+    columns = [args.best, *[v for v in also if v != args.best]]
+    rest = [str(d) for d in picked[args.best].dims]
+    over = [str(d) for d in ds[args.best].dims if d not in rest]  # the chosen setting: label columns
+    if output:
+        rows = write_csv(picked, output, columns, row_dims=rest, coords=over)
+        return f"wrote {output} ({rows:,} rows: {picked.attrs['best']})"
+    convention = f"; {ds.attrs['convention']} convention" if "convention" in ds.attrs else ""
+    title = picked.attrs["best"] + (f"; one row per {', '.join(rest)}" if rest else "") + convention
+    return title + "\n" + format_table(picked, columns, row_dims=rest, coords=over, limit=limit)
+
+
+def cmd_show(args) -> int:
+    from sweep import tabular
+    from sweep.output import check_writable
+
+    where = args.result
+    _check_best_options(args, where)
+    if args.limit is not None and args.limit < 1:
+        raise SweepInputError(f"{where}: --limit: got {args.limit}; allowed: an integer >= 1 (or --all)")
+    if args.output is not None:
+        tabular.check_table_format(args.output, allowed="a name ending in .csv")
+        if not tabular.is_csv(args.output):
+            raise SweepInputError(
+                f"{args.output}: -o: sweep show writes CSV tables; allowed: a name ending in .csv"
+            )
+        check_writable(args.output)
+    ds = tabular.open_result(where)
+    if args.attrs:
+        print(tabular.attributes(ds))
+        return 0
+    sliced = tabular.select(ds, args.sel, where)
+    names = tabular.check_variables(sliced, args.vars, where) if args.vars else None
+    limit = None if args.all else (args.limit or tabular.DEFAULT_LIMIT)
+    if args.best:
+        print(_best_answer(sliced, args, names or [], where, limit=limit, output=args.output))
+        return 0
+    if args.output:
+        rows = tabular.write_csv(sliced, args.output, names)
+        print(f"wrote {args.output} ({rows:,} rows, one per grid point)")
+        return 0
+    if not (args.sel or args.vars):
+        print(tabular.header(ds, where))
+        print()
+    print(tabular.format_table(sliced, names or tabular.default_variables(sliced, screen=True), limit=limit))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from sweep import tabular
+    from sweep.plotting import plot
+
+    ds = tabular.select(tabular.open_result(args.result), args.sel, args.result)
+    what = plot(
+        ds,
+        args.output,
+        x=args.x,
+        y=args.y,
+        hue=args.hue,
+        col=args.col,
+        row=args.row,
+        xscale=args.xscale,
+        yscale=args.yscale,
+        where=args.result,
+    )
+    print(f"wrote {args.output}: {what}")
+    return 0
+
+
+SHOW_EPILOG = """\
+examples:
+  sweep show out.nc                                    dims, coordinates, variables with units, then rows
+  sweep show out.nc --sel gpu=B200,context=8192        one slice (batch=max selects batch "max", stored as 0)
+  sweep show out.nc --sel context=4096..32768 --vars 'tokens_per_watt*'
+  sweep show out.nc --best tokens_per_watt --over gpu,tp      best GPU and TP per model, context, batch
+  sweep show fleet.nc --best cost_per_mtok --min --over topology,b_short,gamma --vars instances
+  sweep show out.nc --sel gpu=H100 -o h100.csv         the slice as a tidy CSV table
+  sweep show out.nc --attrs                            every global attribute in full
+"""
+
+PLOT_EPILOG = """\
+examples:
+  sweep plot out.nc --x context --hue gpu -o fig.png             tokens/W (the default --y) over context
+  sweep plot out.nc --x context --y gpu_power --hue gpu --col model --sel batch=max -o power.pdf
+  sweep plot fleet.nc --x b_short --hue topology --col workload --sel gpu=B200,gamma=2 -o split.png
+"""
+
+
+def _add_show_and_plot(sub) -> None:
+    """The `show` and `plot` subcommands."""
+    p_show = sub.add_parser(
+        "show",
+        help="dims, units and a table of any slice of a saved result (NetCDF or zarr); CSV export",
+        description="Print a saved result (written by sweep run, optimize, compare, ...): with no options its\n"
+        "header (dims with sizes, coordinates, variables with dims, units and meaning, global attributes;\n"
+        "what ncdump -h shows) and its first rows; --sel/--vars a table of a slice, one row per grid point\n"
+        "and one column per variable (elasticity and uncertainty columns included: elasticity_<parameter>,\n"
+        "<var>_quantile_<q>, <var>_<pool>); --best the best setting over some dims. Batch 0 is shown as\n"
+        "max (n = n_max). -o FILE.csv writes the table (every row) instead of printing it; CSV only\n"
+        "(Parquet would need pyarrow, not a dependency).",
+        epilog=SHOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_show.add_argument("result", help="result file: NetCDF (.nc) or a zarr store (a directory)")
+    p_show.add_argument(
+        "--sel",
+        action="append",
+        metavar="DIM=VALUE[,...]",
+        help="select a slice: comma-separated DIM=VALUE pairs (values as printed; batch=max is batch 0); "
+        "repeat a dim for several values (gpu=H100,gpu=B200), lo..hi for a range of a numeric dim "
+        "(context=4096..32768); the option may repeat",
+    )
+    p_show.add_argument(
+        "--vars",
+        type=_names,
+        metavar="NAME[,...]",
+        help="variables to show (names or shell patterns, e.g. 'tokens_per_watt*'); default: every "
+        "variable except the per-parameter input uncertainty and per-draw samples (CSV: also uncertainty); "
+        "with --best, the variables shown at the best point",
+    )
+    p_show.add_argument(
+        "--best",
+        metavar="VARIABLE",
+        help="per combination of the other dims, the setting of the --over dims with the largest VARIABLE "
+        "(any numeric variable); points with feasible = 0, exceeds_model_context = 1 or meets_slo = 0 are skipped",
+    )
+    p_show.add_argument(
+        "--over",
+        type=_names,
+        metavar="DIM[,...]",
+        help="dims --best chooses over, e.g. gpu,tp (default: every dim of VARIABLE: the single best point)",
+    )
+    p_show.add_argument(
+        "--min", action="store_true", help="--best picks the smallest value (cost, time, power)"
+    )
+    p_show.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="print at most N rows (default 40); -o writes every row",
+    )
+    p_show.add_argument("--all", action="store_true", help="print every row")
+    p_show.add_argument("--attrs", action="store_true", help="print every global attribute in full and exit")
+    p_show.add_argument(
+        "-o", "--output", metavar="FILE.csv", help="write the table (every row) as CSV, atomically"
+    )
+    p_show.set_defaults(func=cmd_show)
+
+    p_plot = sub.add_parser(
+        "plot",
+        help="a figure of one variable against one dim of a saved result (lines per --hue, panels per --col)",
+        description="Draw --y (default: tokens_per_watt, or fleet_tokens_per_watt of a fleet result) against\n"
+        "the dim --x, one line per --hue value and one panel per --col (and --row) value; every other dim\n"
+        "must hold one value (--sel). An axis is logarithmic where it is geometric (x: spans >= 10x with\n"
+        "about constant ratios; y: positive, spans >= 10x) unless --xscale/--yscale say otherwise. Labels\n"
+        "carry units and, for tokens per watt, the convention (paper: 'paper tok/W (per GPU)'; physical:\n"
+        "'tokens per joule'). Built on xarray's plot.line (matplotlib, no window).",
+        epilog=PLOT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_plot.add_argument("result", help="result file: NetCDF (.nc) or a zarr store (a directory)")
+    p_plot.add_argument(
+        "--x", required=True, metavar="DIM", help="the dim along the x axis (context, batch, ...)"
+    )
+    p_plot.add_argument(
+        "--y", metavar="VARIABLE", help="the variable on the y axis (default: tokens per watt)"
+    )
+    p_plot.add_argument("--hue", metavar="DIM", help="one line per value of this dim (gpu, batch, ...)")
+    p_plot.add_argument("--col", metavar="DIM", help="one panel per value of this dim, side by side")
+    p_plot.add_argument("--row", metavar="DIM", help="one panel row per value of this dim")
+    p_plot.add_argument(
+        "--sel", action="append", metavar="DIM=VALUE[,...]", help="select a slice first, as in sweep show"
+    )
+    p_plot.add_argument("--xscale", choices=("auto", "linear", "log"), default="auto", help="default: auto")
+    p_plot.add_argument("--yscale", choices=("auto", "linear", "log"), default="auto", help="default: auto")
+    p_plot.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FIG.png",
+        help="figure file (.png, .pdf, .svg, ...), atomically",
+    )
+    p_plot.set_defaults(func=cmd_plot)
 
 
 def _prov(p) -> str:
@@ -458,7 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         help="NetCDF file to write (atomically: temporary file, then rename); "
-        "only a regular file is replaced, a symlink is written through to its target",
+        "only a regular file is replaced, a symlink is written through to its target; "
+        "a name ending in .csv writes a tidy CSV table instead (one row per grid point, one column per "
+        "variable, units in the header; CSV only: no Parquet)",
     )
     p_run.add_argument(
         "--elasticities",
@@ -475,8 +731,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--samples", type=int, metavar="N", help="Monte Carlo draws (default 4096)")
     p_run.add_argument("--seed", type=int, metavar="S", help="Monte Carlo seed (default 0)")
-    p_run.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
-    p_run.set_defaults(func=cmd_run)
+    p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    big = p_run.add_argument_group(
+        "large grids",
+        "With -o out.nc or -o out.zarr (and no --uncertainty), blocks are streamed to the file as they are "
+        "computed: memory does not grow with the grid. Until the run ends the data go to OUT.partial and the "
+        "target is untouched; a killed run is finished with --resume. See docs/scaling.md.",
+    )
+    big.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the interrupted streamed run of the same command (its OUT.partial): only the missing "
+        "blocks are computed; the data equal an uninterrupted run bit for bit",
+    )
+    big.add_argument(
+        "--compress",
+        type=int,
+        default=0,
+        choices=range(0, 10),
+        metavar="LEVEL",
+        help="compress a streamed output: 1-9 (zlib for NetCDF, zstd for Zarr), recorded in the file; "
+        "default 0 (none)",
+    )
+    big.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget of an in-memory run, e.g. 8GiB (default: $SWEEP_MAX_MEMORY, else half of RAM); "
+        "a run over it stops before computing and asks for -o",
+    )
+    big.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one process of a jax.distributed job (every process runs the same command with -o out.zarr): "
+        "it computes its share of the blocks; on SLURM or Open MPI the job is found from the environment, "
+        "else give --coordinator, --num-processes and --process-id",
+    )
+    big.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (--distributed)")
+    big.add_argument("--num-processes", type=int, metavar="N", help="processes in the job (--distributed)")
+    big.add_argument(
+        "--process-id", type=int, metavar="I", help="this process's index, 0..N-1 (--distributed)"
+    )
+    p_run.add_argument(
+        "--best",
+        metavar="VARIABLE",
+        help="also print, per combination of the other dims, the setting of the --over dims with the largest "
+        "VARIABLE (any numeric output), e.g. --best tokens_per_watt --over gpu,tp; points with feasible = 0, "
+        "exceeds_model_context = 1 or meets_slo = 0 are skipped (printed even with -q)",
+    )
+    p_run.add_argument(
+        "--over",
+        type=_names,
+        metavar="DIM[,...]",
+        help="dims --best chooses over (default: every dim of VARIABLE: the single best point)",
+    )
+    p_run.add_argument(
+        "--min", action="store_true", help="--best picks the smallest value (cost, time, power)"
+    )
+    p_run.set_defaults(func=cmd_run_with_answers)
+    _add_show_and_plot(sub)
 
     p_sens = sub.add_parser(
         "sensitivity",

@@ -15,6 +15,12 @@ from sweep.vocabulary import OPTIMUM_FLAGS, REFINEMENT_STATUS
 VARIABLES = {
     "max_concurrency": ("maximum concurrent sequences n_max (KV-cache and slot limits)", "1"),
     "feasible": ("1 where at least one sequence fits, else 0", "1"),
+    "exceeds_model_context": (
+        "1 where the context window is beyond the model's maximum context (max_context_tokens), else 0",
+        "1",
+    ),
+    "parameters": ("total parameters of the model (checkpoint count: embeddings, LM head, norms)", "1"),
+    "active_parameters": ("parameters used per output token (MoE: only the top-k routed experts)", "1"),
     "concurrency": ("sequences in flight n = min(batch, n_max)", "1"),
     "iteration_time": ("decode iteration time tau", "s"),
     "tokens_per_second": ("decode output tokens per second of one instance", "s-1"),
@@ -27,7 +33,10 @@ VARIABLES = {
     "fleet_tokens_per_watt": ("fleet output tokens per joule, active convention", "J-1"),
     "fleet_power": ("fleet power (all pools)", "W"),
     "fleet_output_tokens_per_second": ("fleet output tokens per second", "s-1"),
-    "cost_per_mtok": ("cost in US dollars per million output tokens (GPU-hour prices)", "1"),
+    "cost_per_mtok": (
+        "cost in US dollars per million output tokens: price_per_gpu_hour * GPUs / (3600 * tokens per second) * 1e6",
+        "1",
+    ),
     "ttft_p99": ("P99 time to first token, worst pool (queueing wait + mean prefill)", "s"),
     "meets_slo": ("1 where ttft_p99 <= ttft_p99_s (the P99 TTFT target), else 0", "1"),
     "instances": ("serving instances in the pool", "1"),
@@ -110,6 +119,7 @@ VARIABLES.update(
 FLAGS = {
     "bound": ("flag_values", {0: "memory_bound", 1: "compute_bound"}),
     "feasible": ("flag_values", {0: "infeasible", 1: "feasible"}),
+    "exceeds_model_context": ("flag_values", {0: "within_model_context", 1: "exceeds_model_context"}),
     "meets_slo": ("flag_values", {0: "misses_slo", 1: "meets_slo"}),
     "refinement_status": ("flag_values", REFINEMENT_STATUS),
     "optimum_flags": ("flag_masks", {v: k for k, v in OPTIMUM_FLAGS.items()}),
@@ -121,6 +131,7 @@ COORD_UNITS = {
     "batch": "1",
     "mean_length_fraction": "1",
     "load": "1",
+    "price_per_gpu_hour": "1",
     "tp": "1",
     "gpu_memory_utilization": "1",
     "kv_block_tokens": "1",

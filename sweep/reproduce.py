@@ -316,13 +316,22 @@ def _figure(path: Path, draw) -> Path:
     return path
 
 
+def tokens_per_watt_label(convention: str, fleet: bool = False) -> str:
+    """Axis label of (fleet_)tokens_per_watt in `convention`: tokens per joule (physical: ÷ every GPU's
+    power) or the paper's tok/W (an instance's tokens/s ÷ ONE GPU's power)."""
+    fleet_ = "fleet " if fleet else ""
+    return f"{fleet_}tokens per joule" if convention == "physical" else f"paper {fleet_}tok/W (per GPU)"
+
+
 def plot_one_over_w(ds, path: Path) -> Path:
+    convention = ds.attrs.get("convention", "paper")
+
     def draw(plt):
         fig, ax = plt.subplots(figsize=(6, 4.2))
         context = ds.context.values
         for gpu, colour in zip(ds.gpu.values, ("tab:blue", "tab:orange")):
             tpw = ds.tokens_per_watt.sel(gpu=gpu).squeeze().values
-            ax.loglog(context, tpw, "o-", color=colour, label=f"{gpu} (calibrated, paper convention)")
+            ax.loglog(context, tpw, "o-", color=colour, label=f"{gpu} (calibrated, {convention} convention)")
             ax.loglog(
                 context,
                 tpw[0] * context[0] / context,
@@ -332,7 +341,7 @@ def plot_one_over_w(ds, path: Path) -> Path:
                 label=f"{gpu}: ideal 1/W slope",
             )
         ax.set_xlabel("context window W (tokens)")
-        ax.set_ylabel("tokens per joule (tok/W)")
+        ax.set_ylabel(tokens_per_watt_label(convention))
         ax.set_title("The 1/W law: Llama-3.1-70B, TP8, n = n_max")
         ax.set_xticks(context, [f"{c // 1024}K" for c in context])
         ax.minorticks_off()
@@ -347,6 +356,8 @@ def plot_one_over_w(ds, path: Path) -> Path:
 def plot_topologies(ds, phys, path: Path) -> Path:
     import numpy as np
 
+    convention = ds.attrs.get("convention", "paper")
+
     def draw(plt):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=False)
         topologies = list(ds.topology.values)
@@ -357,7 +368,7 @@ def plot_topologies(ds, phys, path: Path) -> Path:
                 vals = (
                     ds.fleet_tokens_per_watt.sel(gpu=gpu, workload=workload, b_short=b_short).squeeze().values
                 )
-                bars = ax.bar(x + (i - 0.5) * width, vals, width, label=f"{gpu} (paper conv.)")
+                bars = ax.bar(x + (i - 0.5) * width, vals, width, label=f"{gpu} ({convention} conv.)")
                 for b, v in zip(bars, vals):
                     ax.text(
                         b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7
@@ -376,10 +387,14 @@ def plot_topologies(ds, phys, path: Path) -> Path:
                 )
             ax.set_xticks(x, [TOPOLOGY_LABELS[t] for t in topologies])
             ax.set_title(f"{workload} (B_short = {b_short})")
-            ax.set_ylabel("fleet tokens per watt")
+            ax.set_ylabel(tokens_per_watt_label(convention, fleet=True))
             ax.grid(True, axis="y", alpha=0.3)
         axes[0].legend(fontsize=7)
-        fig.suptitle("Routing topology vs GPU generation: Llama-3.1-70B TP8, λ = 1000 req/s", fontsize=10)
+        fig.suptitle(
+            "Routing topology vs GPU generation: Llama-3.1-70B TP8, λ = 1000 req/s\n"
+            f"bars: {convention} convention; ticks: physical convention × 8",
+            fontsize=10,
+        )
         fig.tight_layout()
         return fig
 

@@ -2,7 +2,8 @@
 
 The command runs in a worker thread; the main thread only waits, so it answers a signal at once, in any
 phase (imports, compute, NetCDF write). It removes the temporary files being written, prints
-`sweep: interrupted; <target> unchanged` and ends with `os._exit(128 + signal)` (130, 143) without waiting
+`sweep: interrupted; <target> unchanged` (a streamed run: after the block being written, and with how many
+blocks are saved in its partial output and how to resume) and ends with `os._exit(128 + signal)` (130, 143) without waiting
 for the worker, which may hold the NetCDF library's lock.
 """
 
@@ -14,6 +15,7 @@ import threading
 
 from sweep import files as _files
 from sweep.progress import OPEN_LINE
+from sweep.stream import STREAMING
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 state = {"target": None}  # the CLI's output file
@@ -23,7 +25,11 @@ def _interrupted(signum, frame):
     replaced = _files.discard_active()
     target = state["target"]
     note = f"; {target} unchanged" if target and target not in replaced else ""
+    for stream in list(STREAMING.values()):  # a streamed run: let the block being written finish, then say
+        stream.lock.acquire(timeout=30)  # what is saved (the partial is synced after every block)
+        note += f"; {stream.saved()}"
     os.write(2, f"{chr(10) if OPEN_LINE['open'] else ''}sweep: interrupted{note}\n".encode())
+    _files.discard_active()  # again: the worker may have opened its temporary file meanwhile
     os._exit(128 + signum)
 
 

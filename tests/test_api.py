@@ -82,3 +82,58 @@ def test_geometric_range_on_an_integer_axis_is_rounded_and_reported():
     with pytest.warns(sweep.SweepWarning, match="duplicates dropped"):
         ds = sweep.run({"axes": {**BASE["axes"], "context": [8192], "batch": batch}})
     assert list(ds.batch.values) == sorted(set(round(v) for v in np.geomspace(1, 4, 7)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Physical sanity (issue #13 item 3): model context limits, model sizes, cost per million tokens
+# (first-principles grids: tests/grid/test_roofline_grid.py; tables: tests/grid/test_tables.py)
+
+FLOAT_OUTPUTS = ("concurrency", "iteration_time", "tokens_per_second", "gpu_power", "tokens_per_watt")
+BEYOND = {**BASE["axes"], "context": [8192, 262144]}  # Llama-3.1-70B: at most 131072 tokens
+SAID = r"model 'llama-3\.1-70b' supports at most 131072 context tokens \(max_context_tokens\); context 262144"
+
+
+def test_context_beyond_the_models_maximum_is_flagged_and_nan_in_the_physical_convention():
+    with pytest.warns(sweep.SweepWarning, match=SAID + r" beyond it: .*NaN there \(physical convention\)"):
+        ds = sweep.run({"axes": BEYOND})
+    flag = ds.exceeds_model_context
+    assert flag.dims == ("gpu", "model", "context") and flag.values.ravel().tolist() == [0, 1]
+    assert flag.attrs["flag_meanings"] == "within_model_context exceeds_model_context"
+    for name in (*FLOAT_OUTPUTS, "instance_power", "cost_per_mtok"):
+        assert np.isfinite(ds[name].sel(context=8192)).all() and np.isnan(ds[name].sel(context=262144)).all()
+    assert ds.max_concurrency.sel(context=262144).item() == 4 and ds.feasible.sel(context=262144).item() == 1
+    # the model's sizes, from the catalog, as coordinates on `model`
+    assert ds.parameters.dims == ("model",) and ds.parameters.attrs["units"] == "1"
+    assert (
+        ds.parameters.item() == pytest.approx(70.55e9, rel=1e-3)
+        and ds.active_parameters.item() == ds.parameters.item()
+    )
+    # cost from the H100 profile's price, $4.02 per GPU-hour, every GPU of the TP8 instance paid for
+    want = 4.02 * 8 / (ds.tokens_per_second.sel(context=8192) * 3600) * 1e6
+    np.testing.assert_allclose(ds.cost_per_mtok.sel(context=8192), want, rtol=1e-12)
+    assert ds.cost_per_mtok.attrs["long_name"].startswith("cost in US dollars per million output tokens")
+    # the provenance record: coordinates (not grid outputs), each distinct record once
+    from sweep.catalogs.provenance import read_provenance
+
+    assert "provenance" in ds.coords and "provenance_index" in ds.coords and "provenance" not in ds.data_vars
+    record = read_provenance(ds)["H100/llama-3.1-70b"]
+    assert record["kv_blocks"]["value"] == 65536 and record["price_per_gpu_hour"]["value"] == 4.02
+
+
+def test_paper_convention_keeps_its_numbers_beyond_the_context_and_prices_from_an_axis():
+    from sweep.catalogs.profiles import load_catalog
+
+    grid = {"convention": "paper", "axes": {**BEYOND, "price_per_gpu_hour": np.array([2.0, 4.0])}}
+    with pytest.warns(sweep.SweepWarning, match=SAID + r" beyond it: .*values kept \(paper convention\)"):
+        ds = sweep.run(grid)
+    assert ds.exceeds_model_context.values.ravel().tolist() == [0, 1]
+    values = load_catalog()[("H100", "llama-3.1-70b")].profile_values()  # the profile without a limit
+    unlimited = sweep.evaluate(sweep.Profile.from_mapping(values), 262144.0, 0.0, convention="paper")
+    for name in FLOAT_OUTPUTS:
+        got = ds[name].sel(context=262144).isel(price_per_gpu_hour=0).item()
+        assert got == pytest.approx(float(unlimited[name]), rel=1e-12)
+    tokens_per_s = ds.tokens_per_second.isel(price_per_gpu_hour=0)
+    for price in (2.0, 4.0):  # cost = price_per_gpu_hour × tp / (tokens per second × 3600) × 1e6
+        want = price * 8 / (tokens_per_s * 3600) * 1e6
+        np.testing.assert_allclose(ds.cost_per_mtok.sel(price_per_gpu_hour=price), want, rtol=1e-12)
+    assert ds.price_per_gpu_hour.attrs["units"] == "1" and "price_per_gpu_hour" not in ds.attrs

@@ -13,14 +13,23 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sweep"
 
 # lowest first; a module may import only from its own layer or a lower one
 LAYERS = [
-    ("sweep.errors", "sweep.vocabulary", "sweep.version", "sweep.validate", "sweep.files", "sweep.progress"),
+    (
+        "sweep.errors",
+        "sweep.vocabulary",
+        "sweep.version",
+        "sweep.validate",
+        "sweep.files",
+        "sweep.progress",
+        "sweep.memory",
+        "sweep.distributed",
+    ),
     ("sweep.physics",),
     ("sweep.fleet",),
     ("sweep.catalogs",),
     ("sweep.calibration",),
     ("sweep.grid",),
     ("sweep.uncertainty",),
-    ("sweep.output",),
+    ("sweep.output", "sweep.stream", "sweep.tabular", "sweep.plotting"),  # NetCDF, Zarr; tables, CSV; figures
     ("sweep.api",),
     ("sweep.optimizer",),
     ("sweep.reproduce", "sweep.signals"),

@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -113,8 +114,21 @@ def test_write_errors_exit_2_with_one_line_and_keep_the_old_file(
     assert capsys.readouterr().err == f"sweep: error: {target}: cannot write output: {cause}\n"
     assert target.read_text() == "old"
     assert temps(tmp_path) == []
-    match = files.TEMP_NAME.match(seen[0])  # the temporary file named its writer
+    assert seen == ["out.nc.partial"]  # streamed: the partial output, removed (no block was saved)
+    names = sorted(p.name for p in tmp_path.iterdir())
+
+    # an in-memory result (a CSV table) goes through a temporary file that names its writer
+    def fail_csv(self, f, **kw):
+        seen.append(os.path.basename(f.name))
+        f.write("partial")
+        raise error
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail_csv)
+    assert main(["run", small_grid, "-o", str(tmp_path / "out.csv"), "-q"]) == 2
+    assert capsys.readouterr().err == f"sweep: error: {tmp_path / 'out.csv'}: cannot write output: {cause}\n"
+    match = files.TEMP_NAME.match(seen[-1])
     assert match and (int(match[1]), match[2]) == (os.getpid(), files.HOST)
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path, capsys, small_grid):

@@ -77,9 +77,13 @@ class GpuEntry:
     def has_logistic_power(self) -> bool:
         return all(k in self.specs for k in LOGISTIC_FIELDS)
 
+    def field_values(self) -> dict:
+        """Every GPU_FIELDS value as a number (NaN for absent optional fields): `arrays` without JAX."""
+        return {k: self.value(k) for k in GPU_FIELDS}
+
     def arrays(self) -> dict:
         """Spec dict of float64 arrays (NaN for absent optional fields), as `derive_profile` takes."""
-        return {k: jnp.asarray(self.value(k), dtype=jnp.float64) for k in GPU_FIELDS}
+        return {k: jnp.asarray(v, dtype=jnp.float64) for k, v in self.field_values().items()}
 
 
 def gpu_entry_from_table(name: str, table: dict, origin: str = "") -> GpuEntry:

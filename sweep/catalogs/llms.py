@@ -62,19 +62,19 @@ class ModelEntry:
     def is_mla(self) -> bool:
         return self.value("mla") > 0
 
+    def field_values(self) -> dict:
+        """Every MODEL_FIELDS value as a number (0 for an absent field; the paper MoE kernel's latency,
+        reference bandwidth and exponent default to 0, 1, 0): `arrays` without JAX."""
+        out = {k: self.arch[k].value if k in self.arch else 0.0 for k in ARCH_FIELDS + PAPER_FIELDS}
+        k = self.paper_kernel
+        out["paper_moe_kernel_s_per_layer"] = k.get("latency_s_per_layer", 0.0)
+        out["paper_moe_kernel_reference_bw"] = k.get("reference_bandwidth_bytes_per_s", 1.0)
+        out["paper_moe_kernel_bw_exponent"] = k.get("bandwidth_exponent", 0.0)
+        return out
+
     def arrays(self) -> dict:
         """Dict of float64 scalars over MODEL_FIELDS, as `derive_profile` and the counters take."""
-        out = {
-            k: jnp.asarray(self.arch[k].value if k in self.arch else 0.0, dtype=jnp.float64)
-            for k in ARCH_FIELDS + PAPER_FIELDS
-        }
-        k = self.paper_kernel
-        out["paper_moe_kernel_s_per_layer"] = jnp.asarray(k.get("latency_s_per_layer", 0.0), jnp.float64)
-        out["paper_moe_kernel_reference_bw"] = jnp.asarray(
-            k.get("reference_bandwidth_bytes_per_s", 1.0), jnp.float64
-        )
-        out["paper_moe_kernel_bw_exponent"] = jnp.asarray(k.get("bandwidth_exponent", 0.0), jnp.float64)
-        return out
+        return {k: jnp.asarray(v, dtype=jnp.float64) for k, v in self.field_values().items()}
 
 
 def _complete(name: str, arch: dict, where: str) -> dict:

@@ -36,6 +36,7 @@ RULES = {
     "price_per_gpu_hour": ("nonnegative", False),
 }
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_DEFAULTS, "source", "quality", "uncertainty")
+DEFAULT_SOURCE = "sweep default"  # provenance of an optional key a profile leaves out
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def parse_profile(entry: dict, where: str) -> CalibratedProfile:
             V.number(where, key, numbers[key].value, rule, integer)
     V.ordered(where, {k: numbers[k].value for k in ("power_idle_w", "power_nominal_w")})
     for key, default in OPTIONAL_DEFAULTS.items():
-        numbers.setdefault(key, Value(default, "sweep default", "calibrated", 0.0))
+        numbers.setdefault(key, Value(default, DEFAULT_SOURCE, "calibrated", 0.0))
     values = {k: v.value for k, v in numbers.items()}
     provenance = numbers
     gpu, model = entry["gpu"], entry["model"]

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from sweep import validate as V
 from sweep.errors import (
@@ -151,3 +154,107 @@ class Catalog:
 
     def __contains__(self, name) -> bool:
         return str(name).lower() in self._lookup()
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance in output files: a short summary attribute, the full record in coordinate variables
+
+PROVENANCE_ATTRIBUTE = "profile_provenance"
+MAX_SUMMARY_BYTES = 8000  # the summary attribute stays under 8 KB (`ncdump -h` stays readable)
+PROVENANCE_NOTE = (
+    "the full record is in the coordinate variables provenance (one JSON record per distinct value, "
+    "dim provenance_entry) and provenance_index (provenance_profile, provenance_field: the entry of "
+    "each profile's value, -1 none); sweep.catalogs.provenance.read_provenance(ds) rebuilds it"
+)
+
+
+def provenance_fields(table) -> tuple[dict, dict]:
+    """The provenance of every value a grid's profile table used, for its Dataset: (attrs, coords).
+
+    `table.provenance` maps profile keys ("H100/llama-3.1-70b") to {field: {value, source, quality,
+    uncertainty}}. The same record (a GPU's TDP, shared by every model) is stored once:
+    - `provenance` (dim `provenance_entry`): each distinct record as a JSON string;
+    - `provenance_index` (dims `provenance_profile`, `provenance_field`): the entry of each profile's
+      field (-1 where the profile has no such field);
+    - attrs[PROVENANCE_ATTRIBUTE]: a JSON summary under MAX_SUMMARY_BYTES (counts of values per quality
+      and per source, most used first, and where the rest is).
+    The variables are coordinates, not data variables: they are not grid outputs.
+    `read_provenance(ds)` rebuilds `table.provenance` from a Dataset.
+    """
+    provenance = getattr(table, "provenance", table) or {}
+    profiles = sorted(provenance)
+    fields = sorted({f for record in provenance.values() for f in record})
+    entries, index = {}, np.full((len(profiles), len(fields)), -1, dtype=np.int32)
+    qualities, sources = {}, {}
+    column = {f: j for j, f in enumerate(fields)}
+    for i, key in enumerate(profiles):
+        for f, record in provenance[key].items():
+            text = json.dumps(record, sort_keys=True)
+            index[i, column[f]] = entries.setdefault(text, len(entries))
+            quality, source = str(record.get("quality", "")), str(record.get("source", ""))
+            qualities[quality] = qualities.get(quality, 0) + 1
+            sources[source] = sources.get(source, 0) + 1
+    summary = {
+        "profiles": len(profiles),
+        "values": int((index >= 0).sum()),
+        "distinct_entries": len(entries),
+        "qualities": dict(sorted(qualities.items())),
+        "sources": dict(sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "full_record": PROVENANCE_NOTE,
+    }
+    text = _fit_summary(summary)
+    coords = {
+        "provenance_profile": (
+            ("provenance_profile",),
+            np.asarray(profiles, dtype=object),
+            {"long_name": "profile key of the provenance record (gpu/model)"},
+        ),
+        "provenance_field": (
+            ("provenance_field",),
+            np.asarray(fields, dtype=object),
+            {"long_name": "profile, GPU or model field of the provenance record"},
+        ),
+        "provenance": (
+            ("provenance_entry",),
+            np.asarray(list(entries), dtype=object),
+            {"long_name": "distinct provenance record: JSON of value, source, quality, uncertainty"},
+        ),
+        "provenance_index": (
+            ("provenance_profile", "provenance_field"),
+            index,
+            {
+                "long_name": "index along provenance_entry of each profile's value (-1: no such field)",
+                "units": "1",
+            },
+        ),
+    }
+    return {PROVENANCE_ATTRIBUTE: text}, coords
+
+
+def _fit_summary(summary: dict) -> str:
+    """The summary as JSON, its least used sources dropped (and counted) until it fits MAX_SUMMARY_BYTES."""
+    sources = list(summary["sources"].items())
+    kept = len(sources)
+    while True:
+        shown = {**summary, "sources": dict(sources[:kept])}
+        if kept < len(sources):
+            shown["sources_not_listed"] = len(sources) - kept
+        text = json.dumps(shown)
+        if len(text.encode()) <= MAX_SUMMARY_BYTES or kept == 0:
+            return text
+        kept = max(0, kept - max(1, (len(text.encode()) - MAX_SUMMARY_BYTES) // 80))
+
+
+def read_provenance(ds) -> dict:
+    """{profile key: {field: {value, source, quality, uncertainty}}} of a sweep Dataset (see
+    `provenance_fields`); a file written before the record moved out of the attribute holds it all
+    in the `profile_provenance` attribute."""
+    if "provenance_index" not in ds.variables:
+        return json.loads(ds.attrs[PROVENANCE_ATTRIBUTE])
+    records = [json.loads(str(r)) for r in ds["provenance"].values]
+    index = np.asarray(ds["provenance_index"].values)
+    fields = [str(f) for f in ds["provenance_field"].values]
+    return {
+        str(key): {f: records[i] for f, i in zip(fields, row) if i >= 0}
+        for key, row in zip(ds["provenance_profile"].values, index)
+    }

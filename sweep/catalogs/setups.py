@@ -45,7 +45,13 @@ def kv_dtype_bytes(name: str) -> float:
     return KV_DTYPE_BYTES[key]
 
 
-def serving_config(
+def serving_config(*args, **kwargs) -> dict:
+    """Serving dict of float64 scalar arrays, as `derive_profile` takes: `serving_values` (the checked
+    floats; same arguments) as `jax.numpy` arrays."""
+    return {k: jnp.asarray(v, jnp.float64) for k, v in serving_values(*args, **kwargs).items()}
+
+
+def serving_values(
     tp=1,
     weight_dtype="bf16",
     kv_dtype=None,
@@ -64,7 +70,8 @@ def serving_config(
     prefill_tokens_per_output=0.0,
     **mechanisms,
 ) -> dict:
-    """Serving dict (float64 scalars) from names; kv_dtype defaults to the weight dtype (int4 → bf16).
+    """Serving dict (Python floats, each checked) from names; kv_dtype defaults to the weight dtype
+    (int4 → bf16).
 
     `mechanisms` are the decode-step mechanism parameters of `sweep.physics.mechanisms.MECHANISMS`
     (flops_efficiency, step_overhead_s, …), each checked against its bounds; absent ones are neutral.
@@ -115,7 +122,7 @@ def serving_config(
         s[key] = _mechanism(key, v)
     if prefill_chunk_tokens is not None:
         s["prefill_chunk_tokens"] = _int("prefill_chunk_tokens", prefill_chunk_tokens)
-    return {k: jnp.asarray(v, jnp.float64) for k, v in s.items()}
+    return s
 
 
 def allowed_tp(model: ModelEntry, max_tp: int = 64) -> list:

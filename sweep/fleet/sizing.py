@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from sweep.fleet.queueing import mgc_wait_quantile_s, wait_tail_exponent
 from sweep.fleet.workload import Workload, pool_statistics
 from sweep.physics.concurrency import max_concurrency
+from sweep.physics.cost import cost_per_mtok
 from sweep.physics.power import gpu_power_w
 from sweep.physics.profile import Profile
 from sweep.physics.roofline import iteration_time_s, kv_time_s, memory_time_s
@@ -218,13 +219,12 @@ def _fleet_aggregates(p, instances, pool_power_w, pool_tokens_per_s, ttft_pool_s
     fleet_power_w = jnp.sum(pool_power_w, axis=-1)
     fleet_tokens_per_s = jnp.sum(pool_tokens_per_s, axis=-1)
     safe_power = jnp.where(fleet_power_w > 0, fleet_power_w, 1.0)
-    safe_tokens = jnp.where(fleet_tokens_per_s > 0, fleet_tokens_per_s, 1.0)
-    dollars_per_s = jnp.sum(instances * p.tp * p.price_per_gpu_hour, axis=-1) / 3600.0
+    dollars_per_hour = jnp.sum(instances * p.tp * p.price_per_gpu_hour, axis=-1)
     return {
         "fleet_tokens_per_watt": jnp.where(fleet_power_w > 0, fleet_tokens_per_s / safe_power, 0.0),
         "fleet_power": fleet_power_w,
         "fleet_output_tokens_per_second": fleet_tokens_per_s,
-        "cost_per_mtok": jnp.where(fleet_tokens_per_s > 0, dollars_per_s / safe_tokens * 1e6, jnp.inf),
+        "cost_per_mtok": cost_per_mtok(dollars_per_hour, fleet_tokens_per_s),
         "ttft_p99": jnp.max(ttft_pool_s, axis=-1),
         "meets_slo": (jnp.max(ttft_pool_s, axis=-1) <= ttft_p99_s).astype(jnp.int8),
     }

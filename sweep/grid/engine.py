@@ -3,12 +3,13 @@
 The grid is never materialised point by point. Profile axes (gpu, model, tp, …) select rows of
 a struct-of-arrays parameter table `theta` (K rows, gathered by index) from which a pure JAX
 function derives the `Profile`; the other axes (context, batch, workload, …) are small 1-D
-arrays that broadcast against it. The full grid, of shape (K, n_axis1, n_axis2, …), is cut
-along one dimension into blocks of one fixed shape of at most `chunk_points` points, so the
-kernel is compiled once per grid and its working memory stays bounded. The table and the axes
-are placed on the device once; a block's only new input is its start index per dim, from which
-the kernel gathers its slice. Each block is copied into the NumPy outputs while XLA computes
-the next one.
+arrays that broadcast against it. The full grid, of shape (n_profile_axis1, …, n_axis1, …), is
+cut along one dimension into blocks of one fixed shape of at most `chunk_points` points, so the
+kernel is compiled once per grid (and device) and its working memory stays bounded. The table and
+the axes are placed on each device once; a block's only new input is its start index per dim, from
+which the kernel gathers its slice (the profile rows by their flattened index). Each block is copied
+into the NumPy outputs, or handed to a sink that streams it to disk (`sweep.stream`), while XLA
+computes the next ones; blocks are dealt round-robin to the local devices.
 
 Elasticities ∂ln y/∂ln θ of the model's target output y are forward-mode derivatives (one
 `jvp` per parameter, tangent θ) of the model's continuous relaxation, in the same blocks.
@@ -76,7 +77,9 @@ def _reshape_for(values, dim: int, ndim: int):
 
 @dataclass
 class Plan:
-    """How a grid of shape `dims` is cut: split dim `split`, blocks of `block` along it."""
+    """How a grid of shape `dims` is cut: split dim `split`, blocks of `block` along it.
+
+    Blocks are numbered in C order (`blocks()`); a block is also the chunk of a streamed output file."""
 
     dims: tuple
     split: int
@@ -106,6 +109,11 @@ class Plan:
     def n_blocks(self) -> int:
         return math.prod(self.dims[: self.split]) * math.ceil(self.dims[self.split] / self.block)
 
+    @property
+    def lengths(self) -> tuple:
+        """The fixed shape of every block (the chunk shape of a streamed file)."""
+        return (1,) * self.split + (self.block,) + tuple(self.dims[self.split + 1 :])
+
 
 def _bucket(n: int) -> int:
     """Padded length of a full axis or table: the next power of two. The kernel's input shapes
@@ -119,9 +127,14 @@ def _pad(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values, np.repeat(values[-1:], _bucket(len(values)) - len(values))])
 
 
-def _block_indices(starts, sizes, lengths):
-    """Per-dim gather indices of one block: start, start+1, … clamped to the last valid index."""
-    return [jnp.minimum(starts[d] + jnp.arange(n), sizes[d] - 1) for d, n in enumerate(lengths)]
+def _block_indices(starts, sizes, lengths, n_cat: int = 1):
+    """Gather indices of one block: the flattened profile-row indices of its first `n_cat` (profile) dims,
+    then one index array per point dim; each runs start, start+1, … clamped to the last valid index."""
+    per_dim = [jnp.minimum(starts[d] + jnp.arange(n), sizes[d] - 1) for d, n in enumerate(lengths)]
+    rows = jnp.zeros((), dtype=per_dim[0].dtype if per_dim else jnp.int64)
+    for d in range(n_cat):  # C-order ravel of the profile dims: row = ((i0·n1 + i1)·n2 + i2)…
+        rows = rows[..., None] * sizes[d] + per_dim[d]
+    return [rows.reshape(-1)] + per_dim[n_cat:]
 
 
 def _evaluate(evaluator, derive, names, theta, axis_values, params, extras, relaxed, pre=None):
@@ -135,9 +148,9 @@ def _evaluate(evaluator, derive, names, theta, axis_values, params, extras, rela
     )
 
 
-def _gather(theta, axis_values, pre, starts, sizes, lengths):
+def _gather(theta, axis_values, pre, starts, sizes, lengths, n_cat: int = 1):
     """The block's slice of the full (padded) inputs, gathered inside the compiled kernel."""
-    idx = _block_indices(starts, sizes, lengths)
+    idx = _block_indices(starts, sizes, lengths, n_cat)
     theta_b = {k: v[idx[0]] for k, v in theta.items()}
     axis_b = tuple(a[i] for a, i in zip(axis_values, idx[1:]))
     pre_b = {k: v[idx[0]][:, idx[1]] for k, v in (pre or {}).items()}
@@ -152,73 +165,38 @@ def _pre_kernel(theta, axis_values, params, extras, *, evaluator, derive, names)
     return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
 
 
-@partial(
-    jax.jit,
-    static_argnames=("evaluator", "derive", "names", "keep", "lengths", "dtype"),
-    donate_argnums=0,
-    keep_unused=True,
-)
-def _kernel(
-    recycled,
-    starts,
-    sizes,
-    theta,
-    axis_values,
-    params,
-    extras,
-    pre,
-    *,
-    evaluator,
-    derive,
-    names,
-    keep,
-    lengths,
-    dtype,
-):
-    """One block of the grid: the evaluator's outputs `keep`, each of shape `lengths` + trailing, float
-    outputs cast to `dtype`.
+def _evaluated_shape(lengths, n_cat: int) -> tuple:
+    """The shape a block is evaluated in: (profile rows, *point lengths)."""
+    return (math.prod(lengths[:n_cat]),) + tuple(lengths[n_cat:])
 
-    `recycled` is an earlier block's outputs, already copied out and donated: XLA writes this
-    block's outputs into the same memory instead of allocating (and page-faulting) new buffers.
-    """
-    del recycled
-    theta_b, axis_b, pre_b = _gather(theta, axis_values, pre, starts, sizes, lengths)
+
+def _one_block(starts, sizes, theta, axis_values, params, extras, pre, *, static):
+    """One block's outputs `keep`, in the block's full-dims shape."""
+    evaluator, derive, names = static["evaluator"], static["derive"], static["names"]
+    lengths, n_cat, dtype = static["lengths"], static["n_cat"], static["dtype"]
+    shape = _evaluated_shape(lengths, n_cat)
+    theta_b, axis_b, pre_b = _gather(theta, axis_values, pre, starts, sizes, lengths, n_cat)
     out = _evaluate(evaluator, derive, names, theta_b, axis_b, params, extras, False, pre_b)
-    return {
-        k: jnp.broadcast_to(out[k], tuple(lengths) + evaluator.outputs[k][1]).astype(
-            evaluator.outputs[k][0] or dtype
-        )
-        for k in keep
-    }
+    block = {}
+    for k in static["keep"]:
+        kind, trailing = evaluator.outputs[k]
+        value = jnp.broadcast_to(out[k], shape + trailing).astype(kind or dtype)
+        block[k] = jnp.reshape(value, tuple(lengths) + trailing)
+    return block
 
 
-@partial(
-    jax.jit,
-    static_argnames=("evaluator", "derive", "names", "keys", "lengths", "dtype"),
-    donate_argnums=0,
-    keep_unused=True,
-)
-def _elasticity_kernel(
-    recycled,
-    starts,
-    sizes,
-    theta,
-    axis_values,
-    params,
-    extras,
-    *,
-    evaluator,
-    derive,
-    names,
-    keys,
-    lengths,
-    dtype,
-):
-    """∂ln y/∂ln θ_key of the target output y on one block, one forward-mode jvp per key
-    (`recycled`: as for `_kernel`)."""
+@partial(jax.jit, static_argnames=("static",), donate_argnums=0, keep_unused=True)
+def _elasticity_kernel(recycled, starts, sizes, theta, axis_values, params, extras, *, static):
+    """∂ln y/∂ln θ_key of the target output y on one block, one forward-mode jvp per key: (keys, *block).
+
+    A kernel of its own (`recycled`: as for `_kernel`): compiled together with the outputs, XLA's
+    optimisation of the fleet model took minutes."""
     del recycled
-    theta_b, axis_b, _ = _gather(theta, axis_values, None, starts, sizes, lengths)
-    shape = tuple(lengths) + evaluator.outputs[evaluator.target][1]
+    static = dict(static)
+    theta_b, axis_b, _ = _gather(theta, axis_values, None, starts, sizes, static["lengths"], static["n_cat"])
+    evaluator, derive, names = static["evaluator"], static["derive"], static["names"]
+    trailing = evaluator.outputs[evaluator.target][1]
+    shape = _evaluated_shape(static["lengths"], static["n_cat"]) + trailing
 
     def target(th):
         return _evaluate(evaluator, derive, names, th, axis_b, params, extras, True)[evaluator.target]
@@ -226,7 +204,7 @@ def _elasticity_kernel(
     value = target(theta_b)
     safe = jnp.where(value != 0, value, 1.0)
     rows = []
-    for key in keys:
+    for key in static["keys"]:
         # direction θ_key (0 where the value is absent/NaN): the jvp is θ·∂y/∂θ
         tangent = {
             k: (jnp.where(jnp.isfinite(v), v, 0.0) if k == key else jnp.zeros_like(v))
@@ -234,22 +212,35 @@ def _elasticity_kernel(
         }
         d = jax.jvp(target, (theta_b,), (tangent,))[1]
         rows.append(jnp.broadcast_to(jnp.where(value != 0, d / safe, jnp.nan), shape))
-    return jnp.stack(rows).astype(dtype)
+    stacked = jnp.stack(rows).astype(static["dtype"])
+    return jnp.reshape(stacked, (len(rows),) + tuple(static["lengths"]) + trailing)
 
 
-PIPELINE_DEPTH = 2  # blocks dispatched ahead: XLA computes them while the oldest is copied out
+@partial(jax.jit, static_argnames=("static",), donate_argnums=0, keep_unused=True)
+def _kernel(recycled, starts, sizes, theta, axis_values, params, extras, pre, *, static):
+    """One block of the grid (`starts`: its first index per dim). `static` (hashable pairs) holds the
+    evaluator, derive, axis names, kept outputs, elasticity keys, block lengths, number of profile dims
+    and float dtype.
+
+    `recycled` is an earlier block's outputs, already copied out and donated: XLA writes this
+    block's outputs into the same memory instead of allocating (and page-faulting) new buffers.
+    """
+    del recycled
+    return _one_block(starts, sizes, theta, axis_values, params, extras, pre, static=dict(static))
+
+
+PIPELINE_DEPTH = 2  # blocks per device dispatched ahead: XLA computes them while the oldest is copied out
 _SPARE_BLOCKS: dict = {}  # block-buffer signature -> the spare block buffers of the last run_grid
 
 
-def _device_inputs(table: ProfileTable, axes: dict, params: dict, extras) -> tuple:
-    """The padded θ table and axes, the scalar parameters and the extras, placed on the device once."""
+def _device_inputs(table: ProfileTable, axes: dict, params: dict, extras, device=None) -> tuple:
+    """The padded θ table and axes, the scalar parameters and the extras, placed on `device` once."""
     # the model is always evaluated in float64: integer outputs (n_max, instance counts, …) must
     # not depend on `dtype`, which only sets how float outputs are stored
-    theta = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for k, v in table.theta.items()}
-    axis_values = tuple(jnp.asarray(_pad(np.asarray(v, dtype=np.float64))) for v in axes.values())
-    params_c = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
-    extras = tuple(jnp.asarray(e) for e in extras)
-    return theta, axis_values, params_c, extras
+    theta = {k: _pad(np.asarray(v, dtype=np.float64)) for k, v in table.theta.items()}
+    axis_values = tuple(_pad(np.asarray(v, dtype=np.float64)) for v in axes.values())
+    params_c = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    return jax.device_put((theta, axis_values, params_c, tuple(np.asarray(e) for e in extras)), device)
 
 
 def _pre_pass(evaluator, table, inputs, names, dims, np_dtype, results):
@@ -271,53 +262,66 @@ def _pre_pass(evaluator, table, inputs, names, dims, np_dtype, results):
     return pre
 
 
-def _allocate_outputs(evaluator, keep, keys, dims, np_dtype, results):
-    """Allocate the full-grid NumPy outputs `keep` (and the elasticities for `keys`) into `results`."""
-    for k in keep:
-        results[k] = POOL.empty(dims + evaluator.outputs[k][1], evaluator.outputs[k][0] or np_dtype)
-    if keys:
-        results["elasticity"] = POOL.empty(
-            (len(keys),) + dims + evaluator.outputs[evaluator.target][1], np_dtype
+@dataclass
+class Layout:
+    """A grid's shape and what it stores: full dims (profile dims, then point dims), how it is cut into
+    blocks, and each stored output's (block shape incl. leading/trailing dims, dtype)."""
+
+    dims: tuple  # profile dims (categorical), then the point axes
+    n_cat: int
+    plan: Plan
+    outputs: dict  # name -> (leading dims, trailing dims, np.dtype); leading = (P,) for the elasticities
+    pre: dict  # the `pre` pass outputs on (K, first axis): name -> np.dtype
+
+    def nbytes(self) -> int:
+        """Bytes of every stored output over the whole grid (the in-memory size of a run's results)."""
+        grid = math.prod(self.dims)
+        stored = sum(
+            math.prod(lead) * grid * math.prod(trail) * dt.itemsize
+            for lead, trail, dt in self.outputs.values()
         )
+        pre = math.prod(self.dims[: self.n_cat]) * (
+            self.dims[self.n_cat] if len(self.dims) > self.n_cat else 1
+        )
+        return stored + pre * sum(dt.itemsize for dt in self.pre.values())
 
 
-def _block_buffers(evaluator, keep, keys, lengths, np_dtype):
-    """One block's output shapes, their signature, and PIPELINE_DEPTH + 1 sets of device buffers to donate."""
-    block_shapes = {
-        k: (lengths + evaluator.outputs[k][1], np.dtype(evaluator.outputs[k][0] or np_dtype)) for k in keep
-    }
-    if keys:
-        block_shapes["elasticity"] = (
-            (len(keys),) + lengths + evaluator.outputs[evaluator.target][1],
+def grid_layout(
+    table, axes, evaluator, *, keep=None, elasticities=False, dtype="float64", chunk_points=1 << 18
+):
+    """The `Layout` of `run_grid` with these arguments (no computing)."""
+    keep = tuple(keep) if keep else tuple(evaluator.outputs)
+    np_dtype = np.dtype(dtype)
+    cat = tuple(len(v) for v in table.categorical.values())
+    dims = cat + tuple(len(v) for v in axes.values())
+    n_cat = len(cat)
+    if not cat:  # no profile axis: one profile row as a dim of length 1
+        dims, n_cat = (1,) + dims, 1
+    outputs = {k: ((), evaluator.outputs[k][1], np.dtype(evaluator.outputs[k][0] or np_dtype)) for k in keep}
+    if elasticities and table.elasticity_params:
+        outputs["elasticity"] = (
+            (len(table.elasticity_params),),
+            evaluator.outputs[evaluator.target][1],
             np_dtype,
         )
-    signature = tuple((k, shape, dt.str) for k, (shape, dt) in block_shapes.items())
-    # DEPTH + 1 sets of block buffers cycle: computed, copied out, donated to a later call
-    spare = _SPARE_BLOCKS.pop(signature, None) or [
-        {k: jnp.zeros(shape, dt) for k, (shape, dt) in block_shapes.items()}
-        for _ in range(PIPELINE_DEPTH + 1)
-    ]
-    return block_shapes, signature, spare
+    pre = {k: np.dtype(v[0] or np_dtype) for k, v in (evaluator.pre.outputs if evaluator.pre else {}).items()}
+    return Layout(dims, n_cat, Plan.make(dims, chunk_points), outputs, pre)
 
 
-def _pipeline(plan: Plan, dispatch, copy, spare, workers: int, progress) -> None:
-    """Dispatch blocks PIPELINE_DEPTH ahead; copy out the oldest on a thread pool, then recycle its buffers."""
-    start_time = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = collections.deque()
-        blocks = plan.blocks()
-        for done_blocks in range(plan.n_blocks):
-            while len(pending) < PIPELINE_DEPTH:  # XLA computes these while the oldest is copied
-                starts, where, valid = next(blocks, (None, None, None))
-                if starts is None:
-                    break
-                pending.append((dispatch(starts), where, valid))
-            block = pending.popleft()
-            for copying in [pool.submit(copy, name, *block) for name in block[0]]:
-                copying.result()
-            spare.append(block[0])
-            if progress is not None:
-                progress(done_blocks + 1, plan.n_blocks, time.perf_counter() - start_time)
+def _block_buffers(layout: Layout, devices: list):
+    """Per device, PIPELINE_DEPTH + 1 sets of block buffers to donate, and their signature."""
+    lengths = layout.plan.lengths
+    shapes = {k: (lead + lengths + trail, dt) for k, (lead, trail, dt) in layout.outputs.items()}
+    signature = (tuple(devices),) + tuple((k, s, dt.str) for k, (s, dt) in shapes.items())
+    # DEPTH + 1 sets of block buffers cycle per device: computed, copied out, donated to a later call
+    spare = _SPARE_BLOCKS.pop(signature, None) or {
+        d: [
+            {k: jax.device_put(jnp.zeros(s, dt), d) for k, (s, dt) in shapes.items()}
+            for _ in range(PIPELINE_DEPTH + 1)
+        ]
+        for d in devices
+    }
+    return signature, spare
 
 
 def run_grid(
@@ -332,8 +336,11 @@ def run_grid(
     progress=None,
     extras=(),
     keep=None,
+    sink=None,
+    wanted=None,
+    devices=None,
 ) -> dict:
-    """Evaluate `evaluator` on the grid (K, *axes). Returns name -> np.ndarray of shape dims + trailing.
+    """Evaluate `evaluator` on the grid (K, *axes). Returns name -> np.ndarray of shape (K, *axes) + trailing.
 
     `axes` maps axis names (in dim order) to 1-D numeric arrays; `params` holds the scalar
     parameters; `keep` (a tuple of output names, default all) limits what is computed and stored.
@@ -341,46 +348,102 @@ def run_grid(
     The outputs of the evaluator's `pre` pass are returned too, on their (K, first axis) sub-grid.
     `progress(done_blocks, n_blocks, elapsed_s)` is called after each block.
 
-    The full axes and the parameter table go to the device once; each block is one call of the
-    compiled kernel whose only new input is the block's start indices. Calls are asynchronous:
-    while XLA computes the next PIPELINE_DEPTH blocks, a thread pool copies the oldest into the
-    NumPy outputs (recycled memory where possible, `sweep.grid.buffers`), and its XLA buffers are
-    then donated to a later call, so no block touches fresh memory.
+    The grid is cut into the blocks of `grid_layout(...).plan`, over the full dims (each profile axis,
+    then each point axis). With `sink`, nothing grid-sized is kept: the `pre` outputs go to
+    `sink.pre(results)`, each computed block to `sink.block(block_id, where, {name: values})` (values in
+    the block's full-dims shape, `where` its slices of the full dims), and only the `pre` outputs are
+    returned; `wanted(block_id)` (default: all) selects
+    the blocks to compute (a resumed run, one process's share).
+
+    The full axes and the parameter table go to every local device (`devices`, default all) once;
+    blocks are dealt round-robin to the devices, each block one call of the compiled kernel whose only
+    new input is its start indices (compiled once per device: every device runs the same program as
+    one device alone, so the results do not depend on the number of devices). Calls are asynchronous:
+    while XLA computes the next PIPELINE_DEPTH blocks per device, a thread pool copies the oldest out
+    (into recycled memory, `sweep.grid.buffers`), and its XLA buffers are then donated to a later call.
     """
-    keep = tuple(keep) if keep else tuple(evaluator.outputs)
+    layout = grid_layout(
+        table, axes, evaluator, keep=keep, elasticities=elasticities, dtype=dtype, chunk_points=chunk_points
+    )
+    keep = tuple(k for k in layout.outputs if k != "elasticity")
+    keys = tuple(table.elasticity_params) if "elasticity" in layout.outputs else ()
     np_dtype = np.dtype(dtype)
     names = tuple(axes)
-    dims = (len(next(iter(table.theta.values()))),) + tuple(len(v) for v in axes.values())
-    inputs = _device_inputs(table, axes, params, extras)
-    sizes = jnp.asarray(np.array(dims, dtype=np.int64))
-    keys = tuple(table.elasticity_params) if elasticities else ()
+    n_rows = len(next(iter(table.theta.values())))
+    devices = list(devices or jax.local_devices())
+    dims, plan = layout.dims, layout.plan
+    on = {d: _device_inputs(table, axes, params, extras, d) for d in devices}
+    sizes = {d: jax.device_put(np.array(dims, dtype=np.int64), d) for d in devices}
 
     results = {}
-    pre = _pre_pass(evaluator, table, inputs, names, dims, np_dtype, results)
-    _allocate_outputs(evaluator, keep, keys, dims, np_dtype, results)
+    pre_dims = (n_rows,) + dims[layout.n_cat :]
+    first = devices[0]
+    pre = _pre_pass(evaluator, table, on[first], names, pre_dims, np_dtype, results)
+    pre_on = {d: pre if d == first or pre is None else jax.device_put(pre, d) for d in devices}
+    if sink is None:
+        for k, (lead, trail, dt) in layout.outputs.items():
+            results[k] = POOL.empty(lead + dims + trail, dt)
+    else:
+        sink.pre(results)
 
-    plan = Plan.make(dims, chunk_points)
-    lengths = (1,) * plan.split + (plan.block,) + tuple(dims[plan.split + 1 :])
-    static = dict(evaluator=evaluator, derive=table.derive, names=names, lengths=lengths, dtype=np_dtype.name)
-    block_shapes, signature, spare = _block_buffers(evaluator, keep, keys, lengths, np_dtype)
+    static = (
+        ("evaluator", evaluator),
+        ("derive", table.derive),
+        ("names", names),
+        ("keep", keep),
+        ("lengths", plan.lengths),
+        ("n_cat", layout.n_cat),
+        ("dtype", np_dtype.name),
+    )
+    signature, spare = _block_buffers(layout, devices)
 
-    def dispatch(starts):
-        starts = np.array(starts, dtype=np.int64)
-        recycled = spare.pop()
+    def dispatch(device, starts):
+        starts = jax.device_put(np.array(starts, dtype=np.int64), device)
+        recycled = spare[device].pop()
         elasticity = recycled.pop("elasticity", None)
-        block = _kernel(recycled, starts, sizes, *inputs, pre, keep=keep, **static)
+        block = _kernel(recycled, starts, sizes[device], *on[device], pre_on[device], static=static)
         if keys:
-            block["elasticity"] = _elasticity_kernel(elasticity, starts, sizes, *inputs, keys=keys, **static)
+            block["elasticity"] = _elasticity_kernel(
+                elasticity, starts, sizes[device], *on[device], static=static + (("keys", keys),)
+            )
         return block
 
-    def copy(name, block, where, valid):
-        lead = (slice(None),) if name == "elasticity" else ()
-        trim = lead + (slice(None),) * plan.split + (slice(0, valid),)
-        results[name][lead + where] = np.asarray(block[name])[trim]
+    def trimmed(name, host, valid):
+        return host[(slice(None),) * (len(layout.outputs[name][0]) + plan.split) + (slice(0, valid),)]
 
-    _pipeline(plan, dispatch, copy, spare, min(len(block_shapes), os.cpu_count() or 1), progress)
+    def copy(name, host, where, valid):  # into the in-memory results
+        lead = (slice(None),) * len(layout.outputs[name][0])
+        results[name][lead + where] = trimmed(name, host, valid)
+
+    start_time = time.perf_counter()
+    wanted = wanted or (lambda _: True)
+    todo = ((i, b) for i, b in enumerate(plan.blocks()) if wanted(i))
+    total = sum(1 for i in range(plan.n_blocks) if wanted(i))
+    workers = min(len(layout.outputs), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = collections.deque()
+        for done in range(1, total + 1):
+            while len(pending) < PIPELINE_DEPTH * len(devices):  # XLA computes these meanwhile
+                block_id, (starts, where, valid) = next(todo, (None, (None, None, None)))
+                if block_id is None:
+                    break
+                device = devices[block_id % len(devices)]
+                pending.append((device, dispatch(device, starts), block_id, where, valid))
+            device, block, block_id, where, valid = pending.popleft()
+            host = dict(zip(block, pool.map(np.asarray, block.values())))
+            if sink is None:
+                for copying in [pool.submit(copy, name, host[name], where, valid) for name in host]:
+                    copying.result()
+            else:
+                sink.block(block_id, where, {name: trimmed(name, host[name], valid) for name in host})
+            spare[device].append(block)
+            if progress is not None:
+                progress(done, total, time.perf_counter() - start_time)
     _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
     _SPARE_BLOCKS[signature] = spare
+    if sink is None:  # profile dims flattened to the K rows of the table
+        for k, (lead, trail, _) in layout.outputs.items():
+            results[k] = results[k].reshape(lead + (n_rows,) + dims[layout.n_cat :] + trail)
     return results
 
 

@@ -10,10 +10,18 @@ import numpy as np
 from sweep.fleet.sizing import fleet_metrics
 from sweep.fleet.workload import Workload
 from sweep.grid.engine import Evaluator
-from sweep.physics.concurrency import max_concurrency
+from sweep.physics.concurrency import exceeds_model_context, max_concurrency
+from sweep.physics.cost import cost_per_mtok
 from sweep.physics.instance import evaluate
 
-INSTANCE_OUTPUTS = ("concurrency", "iteration_time", "tokens_per_second", "gpu_power", "tokens_per_watt")
+INSTANCE_OUTPUTS = (
+    "concurrency",
+    "iteration_time",
+    "tokens_per_second",
+    "gpu_power",
+    "tokens_per_watt",
+    "cost_per_mtok",
+)
 FLEET_OUTPUTS = (
     "fleet_tokens_per_watt",
     "fleet_power",
@@ -56,7 +64,7 @@ class InstanceEvaluator(Evaluator):
 
     def __call__(self, profile, value, relaxed, extras, pre):
         n_max = pre["max_concurrency"].astype(profile.kv_blocks.dtype) if pre else None
-        return evaluate(
+        out = evaluate(
             profile,
             value("context"),
             value("batch"),
@@ -66,18 +74,34 @@ class InstanceEvaluator(Evaluator):
             relaxed=relaxed,
             n_max=n_max,
         )
+        try:  # the grid's price_per_gpu_hour (axis or parameter), if given (known when tracing)
+            price = value("price_per_gpu_hour")
+        except KeyError:  # else the profile's (calibrated profile or GPU catalog)
+            price = profile.price_per_gpu_hour
+        # every GPU of the instance is paid for, in both conventions (as fleet grids count them)
+        out["cost_per_mtok"] = cost_per_mtok(price * profile.tp, out["tokens_per_second"])
+        return out
 
 
 @dataclass(frozen=True)
 class ContextEvaluator(Evaluator):
-    """n_max and feasibility: they depend on (profile, context) only."""
+    """n_max, feasibility and the model's context limit: they depend on (profile, context) only."""
 
-    outputs = {"max_concurrency": (np.int64, ()), "feasible": (np.int8, ())}
+    outputs = {
+        "max_concurrency": (np.int64, ()),
+        "feasible": (np.int8, ()),
+        "exceeds_model_context": (np.int8, ()),
+    }
     target = "max_concurrency"
 
     def __call__(self, profile, value, relaxed, extras, pre):
         n_max = max_concurrency(profile, value("context"), relaxed=relaxed)
-        return {"max_concurrency": n_max, "feasible": (n_max >= 1).astype(jnp.int8)}
+        beyond = exceeds_model_context(profile, value("context"))
+        return {
+            "max_concurrency": n_max,
+            "feasible": (n_max >= 1).astype(jnp.int8),
+            "exceeds_model_context": beyond.astype(jnp.int8),
+        }
 
 
 @dataclass(frozen=True)

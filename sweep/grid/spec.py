@@ -89,6 +89,12 @@ AXES = {
         "fraction", 0.5, "instance", "mean sequence length in flight / context (paper 0.5)"
     ),
     "load": Axis("fraction", 1.0, "instance", 'utilisation ρ when batch is "max": n = floor(ρ·n_max)'),
+    "price_per_gpu_hour": Axis(
+        "nonnegative",
+        None,
+        "instance",
+        "US dollars per GPU-hour for cost_per_mtok (default: the profile's, i.e. the GPU catalog's)",
+    ),
     # fleet axes (a grid with `topology` is a fleet grid)
     "workload": Axis("name", None, "fleet", "request-length CDF: built-in name or JSON file"),
     "topology": Axis("choice", None, "fleet", "routing topology", tuple(TOPOLOGIES)),

@@ -24,3 +24,9 @@ def max_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
     by_slots = _intmath.floor_div(slot_tokens, context_tokens, relaxed=relaxed)
     n_max = jnp.where(p.max_slots > 0, jnp.minimum(by_kv, by_slots), by_kv)
     return jnp.maximum(n_max, p.min_concurrency)
+
+
+def exceeds_model_context(profile: Profile, context_tokens):
+    """True where the context window is beyond the model's maximum (`max_context_tokens`; 0 = unknown)."""
+    limit = profile.max_context_tokens
+    return (limit > 0) & (context_tokens > limit)

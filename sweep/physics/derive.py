@@ -254,6 +254,7 @@ def _assemble(gpu: dict, serving: dict, s: dict, t: dict, c_cal, budget, kv_bloc
         else _a(gpu, "prefill_chunk_tokens"),
         "price_per_gpu_hour": _a(gpu, "price_per_gpu_hour"),
         "min_concurrency": jnp.asarray(t["min_conc"]),
+        "max_context_tokens": t["max_context_tokens"],
         **t["mechanisms"],
     }
     c = t["c"]
@@ -282,7 +283,7 @@ def derive_quantities(
     s = {k: _a(serving, k, v) for k, v in SERVING_DEFAULTS.items()}
     c_cal = jnp.asarray(float(CALIBRATION_CONTEXT))
     terms = _paper_terms if convention == "paper" else _physical_terms
-    t = terms(gpu, model, s, c_cal)
+    t = {**terms(gpu, model, s, c_cal), "max_context_tokens": _a(model, "max_context_tokens", 0.0)}
     budget, kv_blocks = _kv_budget(gpu, s, t, relaxed)
     return _assemble(gpu, serving, s, t, c_cal, budget, kv_blocks)
 

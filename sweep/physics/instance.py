@@ -8,13 +8,15 @@ Conventions (static):
 - "paper": power = ONE GPU's power, even for a TP-way instance (the paper's normalisation);
   where no sequence fits (n_max = 0) the point has concurrency 0 and zero throughput/tok/W.
 - "physical": power = TP × per-GPU power (the whole instance); points where no sequence fits are
-  infeasible (`feasible = 0`) and their throughput, power and tokens/W are NaN.
+  infeasible (`feasible = 0`) and their throughput, power and tokens/W are NaN; so are every float
+  output where the context is beyond the model's maximum (`exceeds_model_context = 1`; the paper
+  convention keeps its numbers there).
 """
 
 import jax.numpy as jnp
 
 from sweep.physics import intmath as _intmath
-from sweep.physics.concurrency import max_concurrency
+from sweep.physics.concurrency import exceeds_model_context, max_concurrency
 from sweep.physics.power import gpu_power_w, logistic_power_w
 from sweep.physics.profile import Profile
 from sweep.physics.roofline import compute_bound, iteration_time_s
@@ -44,8 +46,9 @@ def evaluate(
         mean_length_fraction: L̄ / C; load: utilisation ρ when batch is "max".
         convention: "paper" or "physical" (docs/models.md §5); relaxed: the continuous relaxation.
 
-    Returns a dict of arrays: max_concurrency, feasible, concurrency, iteration_time,
-    tokens_per_second, gpu_power, tokens_per_watt, bound (1 compute-bound) and, physical, instance_power.
+    Returns a dict of arrays: max_concurrency, feasible, exceeds_model_context (1 where the context is
+    beyond the profile's `max_context_tokens`), concurrency, iteration_time, tokens_per_second,
+    gpu_power, tokens_per_watt, bound (1 compute-bound) and, physical, instance_power.
 
     >>> p = sweep.profile_for("H100", "llama-3.1-8b", convention="physical")
     >>> round(float(sweep.evaluate(p, 8192, 16, convention="physical")["tokens_per_watt"]), 2)
@@ -71,16 +74,20 @@ def evaluate(
     power_w = gpu_power_w(profile, n, mean_length_tokens, relaxed=relaxed, logistic_w=logistic_w)
     instance_power_w = profile.tp * power_w
     feasible = n_max >= 1
+    beyond = exceeds_model_context(profile, context_tokens)
+    bound = compute_bound(profile, n, mean_length_tokens)
     if convention == "paper":
         divisor_w = power_w
     else:
         divisor_w = instance_power_w
         nan = jnp.nan
-        tokens_per_s = jnp.where(feasible, tokens_per_s, nan)
-        tau_s = jnp.where(feasible, tau_s, nan)
-        power_w = jnp.where(feasible, power_w, nan)
-        instance_power_w = jnp.where(feasible, instance_power_w, nan)
-        divisor_w = jnp.where(feasible, divisor_w, nan)
+        valid = feasible & ~beyond
+        n = jnp.where(beyond, nan, n)
+        tokens_per_s = jnp.where(valid, tokens_per_s, nan)
+        tau_s = jnp.where(valid, tau_s, nan)
+        power_w = jnp.where(valid, power_w, nan)
+        instance_power_w = jnp.where(valid, instance_power_w, nan)
+        divisor_w = jnp.where(valid, divisor_w, nan)
     return {
         "max_concurrency": n_max,
         "concurrency": n,
@@ -90,5 +97,6 @@ def evaluate(
         "instance_power": instance_power_w,
         "tokens_per_watt": tokens_per_s / divisor_w,
         "feasible": feasible.astype(jnp.int8),
-        "bound": compute_bound(profile, n, mean_length_tokens),
+        "exceeds_model_context": beyond.astype(jnp.int8),
+        "bound": bound,
     }

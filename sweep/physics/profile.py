@@ -71,6 +71,7 @@ class Profile(NamedTuple):
     prefill_chunk_tokens: jax.Array  # chunked-prefill size (tokens per iteration); integer-valued
     price_per_gpu_hour: jax.Array  # $ per GPU-hour
     min_concurrency: jax.Array  # floor on n_max (paper planner clamps roofline profiles to 1); 0 = none
+    max_context_tokens: jax.Array  # the model's maximum context (tokens); 0 = unknown (no limit applied)
     step_overhead_s: jax.Array  # t_step: fixed time per decode step (s)
     sequence_overhead_s: jax.Array  # t_seq: time per running sequence per step (s)
     comm_time_s: jax.Array  # tensor-parallel all-reduce latency per step, 2L·t_ar (s)
@@ -81,9 +82,14 @@ class Profile(NamedTuple):
 
     @classmethod
     def from_mapping(cls, values: dict, dtype=None) -> Profile:
-        """Build a profile from a mapping with every field; values become arrays of `dtype`."""
+        """Build a profile from a mapping with every field (those of FIELD_DEFAULTS may be left out);
+        values become arrays of `dtype`."""
         dtype = dtype or jnp.result_type(float)
+        values = {**FIELD_DEFAULTS, **values}
         return cls(**{f: jnp.asarray(values[f], dtype=dtype) for f in cls._fields})
+
+
+FIELD_DEFAULTS = {"max_context_tokens": 0.0}  # fields a mapping may leave out (0: no model context limit)
 
 
 # Fields that are continuous physical parameters (elasticities are reported for these when a
@@ -113,5 +119,6 @@ LOGISTIC_DEFAULTS = {
     "flops_per_token": 0.0,
     "peak_flops": 1.0,
     "min_concurrency": 0,
+    **FIELD_DEFAULTS,
     **dict.fromkeys(MECHANISM_FIELDS, 0.0),
 }

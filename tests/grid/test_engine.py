@@ -84,7 +84,8 @@ def test_float32_option():
 def test_outputs_subset_is_the_same_numbers():
     whole = sweep.run(SPEC)
     only = sweep.run({**SPEC, "outputs": ["gpu_power"]})
-    assert set(only.data_vars) == {"gpu_power", "tokens_per_watt", "max_concurrency", "feasible"}
+    pre = {"max_concurrency", "feasible", "exceeds_model_context"}  # the (profile, context) pass: always
+    assert set(only.data_vars) == {"gpu_power", "tokens_per_watt", *pre}
     for name in only.data_vars:
         np.testing.assert_array_equal(only[name].values, whole[name].values)
     with pytest.raises(

@@ -15,6 +15,7 @@ from sweep.catalogs.gpus import GPU_FIELDS, default_gpu_catalog
 from sweep.catalogs.llms import default_model_catalog
 from sweep.errors import SweepInputError
 from sweep.physics import derive as _derive
+from sweep.physics.architecture import param_counts
 from sweep.physics.instance import evaluate
 from sweep.physics.roofline import compute_time_s, kv_time_s
 
@@ -220,6 +221,48 @@ def test_imported_config_matches_catalog_model(tmp_path):
         np.testing.assert_allclose(imported[var].values, catalog[var].values, rtol=1e-12)
 
 
+MISTRAL_7B_CONFIG = {  # Mistral-7B-v0.1's config.json: a 32K window
+    "_name_or_path": "mistralai/Mistral-7B-v0.1",
+    "architectures": ["MistralForCausalLM"],
+    "model_type": "mistral",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 32000,
+    "tie_word_embeddings": False,
+    "max_position_embeddings": 32768,
+    "torch_dtype": "bfloat16",
+}
+
+
+def test_context_beyond_an_imported_models_window_is_flagged(tmp_path):
+    """Same grid shape as the test above (one compiled kernel): a 32K model asked for 64K."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(MISTRAL_7B_CONFIG))
+    axes = {"gpu": ["H100"], "tp": [1, 2], "context": [4096, 65536], "batch": [8, "max"]}
+    grid = {
+        "profile": "roofline",
+        "model_configs": [str(path)],
+        "axes": {**axes, "model": ["mistral-7b-v0.1"]},
+    }
+    said = r"model 'mistral-7b-v0\.1' supports at most 32768 context tokens \(max_context_tokens\); context 65536"
+    with pytest.warns(sweep.SweepWarning, match=said):
+        ds = sweep.run(grid)
+    assert ds.exceeds_model_context.dims == ("gpu", "model", "tp", "context")
+    assert ds.exceeds_model_context.values.reshape(2, 2).tolist() == [[0, 1], [0, 1]]
+    assert np.isnan(ds.tokens_per_watt.sel(context=65536)).all()
+    assert np.isfinite(ds.tokens_per_watt.sel(context=4096)).all()
+    assert ds.parameters.item() == pytest.approx(7.24e9, rel=1e-3)  # Mistral-7B: 7.24 B parameters
+    # cost from the GPU catalog's price (H100: $4.02 per GPU-hour) × TP
+    tokens_per_s = ds.tokens_per_second.sel(context=4096)
+    want = 4.02 * ds.tp / (tokens_per_s * 3600) * 1e6
+    np.testing.assert_allclose(
+        ds.cost_per_mtok.sel(context=4096), want.transpose(*tokens_per_s.dims), rtol=1e-12
+    )
+
+
 H100_LIKE = {
     "memory_bytes": 85899345920,
     "hbm_bandwidth_bytes_per_s": 3.35e12,
@@ -261,6 +304,11 @@ def test_dense_family_names_and_range():
         }
     )
     assert list(ds.model.values) == ["dense-13b", "llama-3.1-70b"]
+    # the model sizes as coordinates: the dense family's integer shapes count a little over 13 B
+    dense = float(param_counts(sweep.dense_family(13e9, integer=True), "physical")["total"])
+    np.testing.assert_allclose(ds.parameters.values, [dense, 70.55e9], rtol=1e-3)
+    np.testing.assert_array_equal(ds.active_parameters.values, ds.parameters.values)  # dense models
+    assert ds.exceeds_model_context.values.max() == 0  # the dense family has no known window
     tpw = ds.tokens_per_watt.sel(gpu="H100", context=8192)
     assert np.isfinite(tpw.values).all()
     assert (tpw.sel(model="dense-13b") > tpw.sel(model="llama-3.1-70b")).all()

@@ -8,6 +8,7 @@ import tomli_w
 import sweep
 from sweep import SweepInputError
 from sweep.calibration.store import BUILTIN, load_calibration
+from sweep.catalogs.provenance import read_provenance
 from sweep.grid.spec import BATCH_MAX, expand_range, load, parse
 
 BASE = {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [4096]}}
@@ -74,6 +75,63 @@ def test_bad_specs_name_the_key(bad, match):
 def test_errors_are_value_errors_and_name_the_file():
     with pytest.raises(ValueError, match=r"^grid\.toml: "):
         parse(spec(context=[0]), "grid.toml")
+
+
+# ------------------------------------------------------------------------------------------------
+# Python values (issue #13): NumPy scalars and arrays, tuples and ranges, normalised once in `parse`
+
+
+def test_numpy_values_tuples_and_ranges_become_plain_python_values():
+    g = parse(
+        {
+            "axes": {
+                "gpu": np.array(["H100"]),
+                "model": ("llama-3.1-70b",),
+                "context": np.array([4096, 8192], dtype=np.int32),
+                "batch": range(1, 3),
+                "mean_length_fraction": (np.float32(0.25), 0.5),
+            },
+            "load": np.float64(0.85),
+            "price_per_gpu_hour": np.int64(3),
+            "profiles": [{"gpu": "H100", "model": "x", "tp": np.int64(8), "kv_blocks": np.float64(1024.0)}],
+        }
+    )
+    assert g.axes["context"] == [4096, 8192] and g.axes["batch"] == [1, 2]
+    assert g.axes["gpu"] == ["H100"] and g.axes["mean_length_fraction"] == [0.25, 0.5]
+    assert g.params["load"] == 0.85 and g.params["price_per_gpu_hour"] == 3.0
+    assert type(g.params["load"]) is float and all(type(c) is int for c in g.axes["context"])
+    # spec.raw (the grid_spec attribute) holds plain values: JSON without a fallback encoder
+    raw = json.loads(json.dumps(g.raw))
+    assert raw["axes"]["context"] == [4096, 8192] and raw["axes"]["batch"] == [1, 2]
+    assert raw["profiles"][0]["tp"] == 8 and type(g.raw["profiles"][0]["kv_blocks"]) is float
+    assert parse(spec(context=np.float64(8192.0))).axes["context"] == [8192]  # integral: fine
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (np.float64(8192.5), r"axes\.context: got 8192\.5; allowed: finite integers > 0"),
+        (np.bool_(True), r"axes\.context: got True; allowed: finite integers > 0"),  # bools are not numbers
+        (np.array([4096, 4096]), r"duplicate values: 4096 is given twice"),
+        (np.array([np.nan]), r"axes\.context: got nan"),
+    ],
+)
+def test_bad_numpy_values_are_input_errors(value, match):
+    with pytest.raises(SweepInputError, match=match):
+        parse(spec(context=value), "grid.toml")
+
+
+def test_price_per_gpu_hour_is_a_point_axis_of_instance_grids():
+    g = parse(spec(price_per_gpu_hour=[2.0, 4]))
+    assert g.axes["price_per_gpu_hour"] == [2.0, 4.0] and "price_per_gpu_hour" not in g.params
+    assert "price_per_gpu_hour" not in parse(BASE).params  # default: the profile's (catalog) price
+    with pytest.raises(SweepInputError, match=r"price_per_gpu_hour: got -1; allowed: finite numbers >= 0"):
+        parse(spec(price_per_gpu_hour=[-1]))
+    fleet = {
+        "axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "workload": ["azure"], "topology": ["pool"]}
+    }
+    with pytest.raises(SweepInputError, match=r"price_per_gpu_hour: only applies to a single-instance grid"):
+        parse({**fleet, "price_per_gpu_hour": 2.0})
 
 
 def test_file_errors(tmp_path):
@@ -149,7 +207,7 @@ def test_calibrated_grid_records_calibration(calibrated_grid):
     ds = calibrated_grid
     assert ds.attrs["calibration"] == "mlenergy-v3"
     assert json.loads(ds.attrs["grid_spec"])["calibration"] == "mlenergy-v3"
-    provenance = json.loads(ds.attrs["profile_provenance"])
+    provenance = read_provenance(ds)
     cal = load_calibration("mlenergy-v3")
     h100, a100 = provenance["H100/llama-3.1-8b"], provenance["A100/llama-3.1-8b"]
     for name in cal.fitted:

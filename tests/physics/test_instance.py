@@ -75,3 +75,19 @@ def test_batch_caps_at_n_max_and_load():
 def test_unknown_convention():
     with pytest.raises(ValueError, match="convention"):
         evaluate(profile(), 8192.0, 0.0, convention="nope")
+
+
+def test_context_beyond_the_models_maximum_is_flagged_nan_physical_kept_paper():
+    limited, unlimited = profile(max_context_tokens=32768.0), profile()  # 0 = unknown: no limit
+    for convention in ("paper", "physical"):
+        for context in (32768.0, 65536.0):  # up to the limit is fine (scalars: the other tests' shapes)
+            out = evaluate(limited, context, 0.0, convention=convention)
+            free = evaluate(unlimited, context, 0.0, convention=convention)
+            beyond = context > 32768
+            assert int(out["exceeds_model_context"]) == beyond and int(free["exceeds_model_context"]) == 0
+            for key in ("concurrency", "iteration_time", "tokens_per_second", "gpu_power", "tokens_per_watt"):
+                if beyond and convention == "physical":
+                    assert np.isnan(out[key]) and np.isfinite(free[key]), key
+                else:
+                    assert float(out[key]) == float(free[key]), key
+            assert float(out["max_concurrency"]) == float(free["max_concurrency"])  # a KV-cache fact
