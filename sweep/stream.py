@@ -276,7 +276,7 @@ def write_zarr(ds: xr.Dataset, path) -> None:
     if os.path.isdir(partial):
         shutil.rmtree(partial)
     try:
-        ds.to_zarr(partial, mode="w")
+        ds.to_zarr(partial, mode="w", consolidated=False)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

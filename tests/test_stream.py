@@ -177,3 +177,18 @@ def test_command_line_memory_guard_is_one_line_and_exit_2(tmp_path, capsys):
     assert "budget of 100 B (max_memory" in err and "-o out.zarr" in err
     assert main(["run", str(grid), "--max-memory", "100B", "-q", "-o", str(tmp_path / "out.zarr")]) == 0
     assert (tmp_path / "out.zarr" / "zarr.json").exists()
+
+
+def test_in_memory_zarr_write_replaces_only_a_zarr_store(tmp_path, in_memory):
+    from sweep.stream import open_result, write_zarr
+
+    out = tmp_path / "mem.zarr"
+    write_zarr(in_memory, out)
+    write_zarr(in_memory, out)  # an existing store is replaced
+    assert_same_data(open_result(out), in_memory)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mem.zarr"]
+    (tmp_path / "folder.zarr").mkdir()
+    with pytest.raises(
+        sweep.SweepInputError, match="folder.zarr: cannot write output: it exists and is not a Zarr"
+    ):
+        sweep.run(small_chunks(), out=tmp_path / "folder.zarr")
