@@ -124,11 +124,10 @@ def bench_numpy(args):
     return best
 
 
-def bench_sweep(args, outputs=None):
-    import sweep
-
+def calibrated_grid(args, outputs=None) -> dict:
+    """The grid of (c): calibrated profiles, 2 GPUs × --contexts × --batches, paper convention."""
     contexts, batches = grid_axes(args.contexts, args.batches)
-    spec = {
+    return {
         "convention": "paper",
         **({"outputs": outputs} if outputs else {}),
         "axes": {
@@ -139,6 +138,12 @@ def bench_sweep(args, outputs=None):
         },
         "chunk_points": args.chunk_points,
     }
+
+
+def bench_sweep(args, outputs=None):
+    import sweep
+
+    spec = calibrated_grid(args, outputs)
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
@@ -301,19 +306,9 @@ def bench_uncertainty(args):
 
 def scale_grids(args) -> dict:
     """The grids of the scale section: calibrated (as (c)), dense-family first-principles, fleet."""
-    contexts, batches = grid_axes(args.contexts, args.batches)
     short, many = grid_axes(100, 100)
     return {
-        "calibrated": {
-            "convention": "paper",
-            "axes": {
-                "gpu": ["H100", "B200"],
-                "model": ["llama-3.1-70b"],
-                "context": contexts.tolist(),
-                "batch": batches.tolist(),
-            },
-            "chunk_points": args.chunk_points,
-        },
+        "calibrated": calibrated_grid(args),
         # 50 dense sizes × 5 GPUs × 4 TP = 1000 profile rows, × 100 contexts × 100 batches = 1e7 points
         "roofline": {
             "convention": "physical",

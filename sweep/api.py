@@ -22,7 +22,7 @@ from sweep.memory import check_fits
 from sweep.output import annotate, check_writable, global_attrs, write_netcdf
 from sweep.progress import as_progress
 from sweep.stream import STREAMING, Stream, check_zarr_target, open_result, output_format, run_key, write_zarr
-from sweep.tabular import is_csv, write_csv
+from sweep.tabular import check_table_format, is_csv, write_csv
 from sweep.uncertainty.draws import parameters
 from sweep.uncertainty.montecarlo import describe, monte_carlo
 from sweep.version import __version__
@@ -132,7 +132,7 @@ def run(
         spec = dataclasses.replace(spec, elasticities=bool(elasticities) or first_order)
     streamed = out is not None and spec.uncertainty is None and not is_csv(out)
     if out is not None:
-        check_output(out, streamed)
+        check_output(out)
     if (resume or distributed) and not streamed:
         raise SweepInputError(
             f"{'resume' if resume else 'distributed'}: needs a streamed output: an output path (-o out.nc or "
@@ -207,7 +207,9 @@ def _run(spec, out, streamed, show, precision, resume, compression, max_memory, 
         **options,
     )
     if spec.elasticities:
-        mask_elasticities(results, model.target)
+        results["elasticity"][:, undefined_elasticity(results[model.target], results.get("feasible"))] = (
+            np.nan
+        )
     ds = to_dataset(table, spec, point_axes, results)
     if unc is not None and unc.method == "first_order":
         add_uncertainty(ds, table, first_order_widths(table, unc, spec.where))
@@ -237,13 +239,11 @@ def _run(spec, out, streamed, show, precision, resume, compression, max_memory, 
     return ds
 
 
-def check_output(out, streamed: bool) -> None:
-    """Fail early (before computing) if `out` cannot be written in its format."""
-    if is_csv(out):
-        check_writable(out)
-    elif streamed or output_format(out) == "zarr":
-        output_format(out)
-        (check_zarr_target if output_format(out) == "zarr" else check_writable)(out)
+def check_output(out) -> None:
+    """Fail early (before computing) if `out` names a format sweep does not write or cannot be written."""
+    check_table_format(out)
+    if not is_csv(out) and output_format(out) == "zarr":
+        check_zarr_target(out)
     else:
         check_writable(out)
 
@@ -279,13 +279,11 @@ class _Sink:
 
     def block(self, block_id, where, values):
         if "elasticity" in values:
-            y = values[self.target]
-            bad = ~np.isfinite(y) | (y == 0)
-            if "feasible" in self.pre_results:  # on (profile dims, context)
-                feasible = self.pre_results["feasible"].reshape(self.cat_shape + (-1,))
-                infeasible = feasible[where[: len(self.cat_shape) + 1]] == 0
-                bad |= np.expand_dims(infeasible, tuple(range(infeasible.ndim, y.ndim)))
-            values["elasticity"] = np.where(bad, np.nan, values["elasticity"])
+            feasible = self.pre_results.get("feasible")  # on (profile dims, context): this block's part
+            if feasible is not None:
+                feasible = feasible.reshape(self.cat_shape + (-1,))[where[: len(self.cat_shape) + 1]]
+            bad = undefined_elasticity(values[self.target], feasible)
+            values["elasticity"] = np.where(bad, np.nan, values["elasticity"])  # a block is read-only
         lead = {k: (slice(None),) * len(v[0]) for k, v in self.layout.outputs.items()}
         self.stream.write(block_id, {k: (lead[k] + where, v) for k, v in values.items()})
 
@@ -320,8 +318,7 @@ def run_streamed(grid, layout, out, attrs, show, *, resume, compression, distrib
     }
     skeleton = skeleton.drop_vars(list(streamed))
     key = run_key(spec.raw, spec.dtype, layout.dims, chunks, sorted(layout.outputs), level, __version__)
-    stream = Stream(out, key, process=process, processes=processes, compression=level)
-    stream.n_blocks = layout.plan.n_blocks
+    stream = Stream(out, key, layout.plan.n_blocks, process=process, compression=level)
     if process == 0:
         done = stream.recorded() if resume else None
         if done is None or not stream.reopen():
@@ -367,15 +364,15 @@ def run_streamed(grid, layout, out, attrs, show, *, resume, compression, distrib
     return open_result(out)
 
 
-def mask_elasticities(results: dict, target: str) -> None:
-    """NaN elasticities where ln of the exact target is undefined (0 or not finite) or no sequence
-    fits: the relaxed model differentiated there has neither n_max = 0 nor floor(load·n_max) = 0."""
-    y = results[target]
+def undefined_elasticity(y, feasible=None):
+    """Where the elasticities of the exact target y are NaN (of a whole grid or a block): ln y undefined
+    (0 or not finite), or no sequence fits (`feasible` == 0, on the leading (profile, context) dims of y),
+    where the relaxed model differentiated has neither n_max = 0 nor floor(load·n_max) = 0."""
     bad = ~np.isfinite(y) | (y == 0)
-    if "feasible" in results:  # on the (profile, context) sub-grid
-        infeasible = results["feasible"] == 0
+    if feasible is not None:
+        infeasible = feasible == 0
         bad |= np.expand_dims(infeasible, tuple(range(infeasible.ndim, y.ndim)))
-    results["elasticity"][:, bad] = np.nan
+    return bad
 
 
 def to_dataset(table: ProfileTable, spec: _grid.GridSpec, point_axes: list, results: dict) -> xr.Dataset:

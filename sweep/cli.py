@@ -107,7 +107,7 @@ def cmd_run(args) -> int:
             print(drivers_table(args.grid, ds, args))
         if args.output:
             print(f"wrote {args.output}")
-    run_answers(args, ds)  # --best and -o FILE.csv (sweep.tabular; see cmd_run_with_answers)
+    run_answers(args, ds)  # --best (sweep.tabular)
     return 0
 
 
@@ -258,20 +258,10 @@ def _check_best_options(args, where) -> None:
 
 
 def cmd_run_with_answers(args) -> int:
-    """`sweep run`: check --best, --over and an -o FILE.csv before evaluating, then `cmd_run`.
-
-    -o FILE.csv: `cmd_run` evaluates without writing NetCDF (args.output = None) and `run_answers`, called at
-    its end, writes the tidy table (args.table_output); --best: `run_answers` prints the best settings."""
-    from sweep.output import check_writable
-    from sweep.tabular import check_best_names, check_table_format, is_csv
+    """`sweep run`: check --best and --over before evaluating, then `cmd_run` (which prints the answer)."""
+    from sweep.tabular import check_best_names
 
     _check_best_options(args, args.grid)
-    args.table_output = None
-    if args.output is not None:
-        check_table_format(args.output)
-        if is_csv(args.output):
-            check_writable(args.output)
-            args.table_output, args.output = args.output, None
     if args.best:
         from sweep.api import as_spec
 
@@ -280,13 +270,7 @@ def cmd_run_with_answers(args) -> int:
 
 
 def run_answers(args, ds) -> None:
-    """The end of `sweep run`: -o FILE.csv writes the tidy table; --best prints the best settings."""
-    from sweep.tabular import write_csv
-
-    if getattr(args, "table_output", None):
-        rows = write_csv(ds, args.table_output)
-        if not args.quiet:
-            print(f"wrote {args.table_output} ({rows:,} rows, one per grid point)")
+    """The end of `sweep run`: --best prints the best settings."""
     if getattr(args, "best", None):
         print(_best_answer(ds, args, (), str(args.grid)))
 
@@ -310,6 +294,7 @@ def _best_answer(ds, args, also, where, limit=None, output=None) -> str:
 def cmd_show(args) -> int:
     from sweep import tabular
     from sweep.output import check_writable
+    from sweep.stream import open_result
 
     where = args.result
     _check_best_options(args, where)
@@ -322,7 +307,7 @@ def cmd_show(args) -> int:
                 f"{args.output}: -o: sweep show writes CSV tables; allowed: a name ending in .csv"
             )
         check_writable(args.output)
-    ds = tabular.open_result(where)
+    ds = open_result(where)
     if args.attrs:
         print(tabular.attributes(ds))
         return 0
@@ -346,8 +331,9 @@ def cmd_show(args) -> int:
 def cmd_plot(args) -> int:
     from sweep import tabular
     from sweep.plotting import plot
+    from sweep.stream import open_result
 
-    ds = tabular.select(tabular.open_result(args.result), args.sel, args.result)
+    ds = tabular.select(open_result(args.result), args.sel, args.result)
     what = plot(
         ds,
         args.output,

@@ -67,12 +67,17 @@ def resolve_target(path) -> str:
     if mode is not None and not stat.S_ISREG(mode):
         kind = next((name for test, name in KINDS if test(mode)), "not a regular file")
         raise SweepInputError(f"{where}: cannot write output: it is {kind}; only regular files are replaced")
+    check_folder(real, where)
+    return real
+
+
+def check_folder(real: str, where: str) -> None:
+    """A `SweepInputError` naming `where` if the folder of the output `real` is missing or not writable."""
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
         raise SweepInputError(f"{where}: cannot write output: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise SweepInputError(f"{where}: cannot write output: folder {folder} is not writable")
-    return real
 
 
 def _alive(pid: int) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from sweep.errors import SweepInputError, SweepWarning
-from sweep.files import _cause, remove_stale_temps, resolve_target
+from sweep.files import _cause, check_folder, remove_stale_temps, resolve_target
 
 STREAMING: dict = {}  # target -> Stream being written (read by the CLI's signal handler)
 
@@ -50,11 +50,7 @@ def check_zarr_target(path) -> str:
             raise SweepInputError(
                 f"{path}: cannot write output: it exists and is not a Zarr store; only a Zarr store is replaced"
             )
-    folder = os.path.dirname(real)
-    if not os.path.isdir(folder):
-        raise SweepInputError(f"{path}: cannot write output: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise SweepInputError(f"{path}: cannot write output: folder {folder} is not writable")
+    check_folder(real, path)
     return real
 
 
@@ -76,17 +72,16 @@ class Stream:
     and rewritten by `finish` (which gets the small variables' final values).
     """
 
-    def __init__(self, target, key: str, *, process: int = 0, processes: int = 1, compression: int = 0):
+    def __init__(self, target, key: str, n_blocks: int, *, process: int = 0, compression: int = 0):
         self.format = output_format(target)
         self.target = os.fspath(target).rstrip("/")
         self.real = check_zarr_target(self.target) if self.format == "zarr" else resolve_target(self.target)
         self.partial = self.real + ".partial"
-        self.key, self.process, self.processes = key, process, processes
+        self.key, self.n_blocks, self.process = key, n_blocks, process
         self.compression = int(compression)
         self.lock = threading.Lock()  # held while a block is written (the signal handler waits for it)
         self.done: set = set()
         self.written = 0  # blocks written by this process in this run
-        self.n_blocks = 0
         self._file = None
         self._log = None
 
@@ -263,10 +258,27 @@ class Stream:
 
 
 def open_result(path) -> xr.Dataset:
-    """The finished output opened lazily (values are read from disk when used)."""
-    if output_format(path) == "zarr":
-        return xr.open_dataset(path, engine="zarr", chunks=None, consolidated=False)
-    return xr.open_dataset(path, engine="netcdf4")
+    """A result written by sweep, opened lazily (values are read from disk when used): a directory as a
+    Zarr store, anything else as NetCDF; a one-line `SweepInputError` naming the file otherwise."""
+    path = os.fspath(path).rstrip("/")
+    if not os.path.exists(path):
+        raise SweepInputError(f"{path}: cannot read result: no such file (it does not exist)")
+    zarr_store = os.path.isdir(path)
+    try:
+        return xr.open_dataset(
+            path,
+            engine="zarr" if zarr_store else "netcdf4",
+            chunks=None,
+            decode_timedelta=False,
+            decode_times=False,
+            **({"consolidated": False} if zarr_store else {}),
+        )
+    except PermissionError:
+        reason = "permission denied"
+    except Exception as exc:  # noqa: BLE001 (any reader failure is one line naming the file)
+        reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        reason = f"not a NetCDF file or zarr store xarray can open ({reason})"
+    raise SweepInputError(f"{path}: cannot read result: {reason}")
 
 
 def write_zarr(ds: xr.Dataset, path) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
-import warnings
 
 import numpy as np
 import xarray as xr
@@ -45,35 +44,6 @@ CSV_BLOCK_ROWS = 1 << 18  # rows formatted at a time when writing CSV (bounds me
 
 # ----------------------------------------------------------------------------------------------------
 # reading and labels
-
-
-def open_result(path) -> xr.Dataset:
-    """A result written by sweep (NetCDF, or a zarr store directory), loaded into memory."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise SweepInputError(f"{path}: cannot read result: no such file (it does not exist)")
-    is_zarr = os.path.isdir(path)
-    if is_zarr:
-        try:
-            import zarr  # noqa: F401
-        except ImportError:
-            raise SweepInputError(
-                f"{path}: cannot read result: a directory is read as a zarr store, and the zarr package "
-                "is not installed; allowed: a NetCDF file, or install zarr"
-            ) from None
-    try:
-        with warnings.catch_warnings():  # a zarr store without consolidated metadata reads fine, if slower
-            warnings.simplefilter("ignore", RuntimeWarning)
-            with xr.open_dataset(
-                path, engine="zarr" if is_zarr else None, decode_timedelta=False, decode_times=False
-            ) as ds:
-                return ds.load()
-    except PermissionError:
-        reason = "permission denied"
-    except Exception as exc:  # noqa: BLE001 (any reader failure is one line naming the file)
-        reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
-        reason = f"not a NetCDF file or zarr store xarray can open ({reason})"
-    raise SweepInputError(f"{path}: cannot read result: {reason}")
 
 
 def is_csv(path) -> bool:

@@ -6,16 +6,7 @@ import pytest
 import sweep
 from sweep import plotting
 from sweep.cli import main
-
-GRID = {
-    "convention": "paper",
-    "axes": {
-        "gpu": ["H100", "B200"],
-        "model": ["llama-3.1-70b"],
-        "context": [2048, 8192, 32768],
-        "batch": ["max", 8],
-    },
-}
+from tests.test_tabular import GRID
 
 
 @pytest.fixture(scope="module")

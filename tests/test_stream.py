@@ -15,25 +15,16 @@ import pytest
 import sweep
 from sweep.grid import spec as _grid
 from sweep.grid.engine import Plan
+from tests.grid.test_engine import SPEC, with_chunk
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = {
-    "convention": "paper",
-    "axes": {
-        "gpu": ["H100", "B200"],
-        "model": ["llama-3.1-70b"],
-        "context": [1000, 2048, 5000, 8192, 100000],
-        "batch": [1, 7, 64, 300, "max"],
-        "mean_length_fraction": [0.3, 0.5],
-    },
-}
 CHUNK = 7  # many blocks
 N_BLOCKS = Plan.make((2, 1, 5, 5, 2), CHUNK).n_blocks
 
 
-def small_chunks(spec: dict = SPEC, chunk: int = CHUNK, **changes) -> _grid.GridSpec:
-    """The spec with a chunk size below the grid-file minimum (to exercise many blocks)."""
-    return dataclasses.replace(_grid.parse(spec), chunk_points=chunk, **changes)
+def small_chunks(spec: dict = SPEC, **changes) -> _grid.GridSpec:
+    """The spec in blocks of CHUNK points, below the grid-file minimum (to exercise many blocks)."""
+    return dataclasses.replace(with_chunk(spec, CHUNK), **changes)
 
 
 def assert_same_data(got, want):
