@@ -650,6 +650,8 @@ def cmd_calibrate(args) -> int:
         print(
             f"prompt_tokens: blank in the data; fitted {prompt['value']:.0f} ± {prompt['standard_error']:.0f}"
         )
+    for task, t in prompt.get("tasks", {}).items():
+        print(f"prompt_tokens of task {task}: fitted {t['value']:.0f} ± {t['standard_error']:.0f}")
     for label, g in doc["groups"].items():
         fitted = ", ".join(f"{n} {g['values'][n]:.4g} ± {g['standard_errors'][n]:.2g}" for n in doc["fitted"])
         print(f"  {label} ({g['rows']} rows): {fitted}")

@@ -5,6 +5,11 @@ and, where the row gives it, ln(ITL predicted / measured). The chosen mechanisms
 (per GPU by default, shared across models and TP, so a fit on small models transfers to large ones;
 or per GPU and model), every other mechanism sits at its documented prior (`Mechanism.fixed`).
 
+Prompt lengths (docs/calibration.md §4): rows that leave `prompt_tokens` blank take one prompt length per
+task. Every task but chat has its own fitted value (fim prompts are long, reasoning prompts short);
+chat's is the documented assumption unless `prompt_tokens` is among the names fitted, then chat's is
+fitted too.
+
 Solver: scipy.optimize.least_squares (trust-region reflective, bounds) fed with the exact JAX
 Jacobian (`jax.jacfwd`, jitted). Standard errors from s²·(JᵀJ)⁻¹, s² = RSS / (m − k).
 """
@@ -22,10 +27,11 @@ import numpy as np
 from sweep.calibration.model import predict, row_inputs
 from sweep.errors import InvalidValueError, SweepInputError, SweepWarning
 from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT, MECHANISMS
-from sweep.vocabulary import CALIBRATION_GROUPS
+from sweep.vocabulary import CALIBRATION_GROUPS, TASKS
 
-PROMPT = "prompt_tokens"  # the shared nuisance parameter: mean prompt length where a row leaves it blank
-PROMPT_BOUNDS = (0.0, 8192.0)
+PROMPT = "prompt_tokens"  # the nuisance parameter: mean prompt length where a row leaves it blank
+PROMPT_BOUNDS = (0.0, 32768.0)
+REFERENCE_TASK = TASKS[0]  # chat: its prompt length is assumed unless --fit names prompt_tokens
 NOT_IDENTIFIED_REL_SE = 0.5  # SE above half the value (or of the bound range near 0): not identified
 CORRELATED = 0.95
 
@@ -41,7 +47,8 @@ class Fit:
     standard_errors: dict  # group -> {mechanism: SE} (fitted only)
     parameters: tuple  # labels of the free parameters, "H100.bandwidth_efficiency", "prompt_tokens"
     correlation: np.ndarray
-    prompt: dict  # {"handling": "assumed"|"fitted"|"measured", "value": .., "standard_error": ..}
+    prompt: dict  # {"handling": "assumed"|"fitted"|"measured", "value": .., "standard_error": ..,
+    #                "tasks": {task: {"handling": "fitted", "value": .., "standard_error": ..}}}
     rows: dict  # group -> row count
     cost: float
     evaluations: int
@@ -95,9 +102,17 @@ def fit(
     use = np.ones(len(rows), bool) if use is None else np.asarray(use, bool)
     groups = tuple(dict.fromkeys(_group_of(r, per) for r, u in zip(rows, use) if u))
     index = np.array([groups.index(_group_of(r, per)) if u else 0 for r, u in zip(rows, use)])
-    unknown_prompt = bool(np.isnan(inputs.prompt_tokens[use]).any())
-    fit_prompt = fit_prompt and unknown_prompt
-    k = len(groups) * len(mech_names) + int(fit_prompt)
+    unknown = np.isnan(inputs.prompt_tokens) & use
+    unknown_prompt = bool(unknown.any())
+    tasks_of_rows = [r.get("task", REFERENCE_TASK) for r in rows]
+    prompt_tasks = tuple(
+        t
+        for t in dict.fromkeys(t for t, u in zip(tasks_of_rows, unknown) if u)
+        if fit_prompt or t != REFERENCE_TASK
+    )
+    task_index = np.array([prompt_tasks.index(t) if t in prompt_tasks else -1 for t in tasks_of_rows])
+    n_prompts = len(prompt_tasks)
+    k = len(groups) * len(mech_names) + n_prompts
     itl = measurements.column("itl_s")
     m = 2 * int(use.sum()) + int((np.isfinite(itl) & use).sum())
     if m <= k:
@@ -107,26 +122,28 @@ def fit(
         )
 
     lower = np.array(
-        [MECHANISMS[n].lower for _ in groups for n in mech_names] + [PROMPT_BOUNDS[0]] * fit_prompt
+        [MECHANISMS[n].lower for _ in groups for n in mech_names] + [PROMPT_BOUNDS[0]] * n_prompts
     )
     upper = np.array(
-        [MECHANISMS[n].upper for _ in groups for n in mech_names] + [PROMPT_BOUNDS[1]] * fit_prompt
+        [MECHANISMS[n].upper for _ in groups for n in mech_names] + [PROMPT_BOUNDS[1]] * n_prompts
     )
     scale = np.maximum(np.abs(upper - lower) * 0.01, 1e-12)  # x = θ / scale: O(1) variables
-    start = np.array([_start(n) for _ in groups for n in mech_names] + [prompt_tokens] * fit_prompt)
+    start = np.array([_start(n) for _ in groups for n in mech_names] + [prompt_tokens] * n_prompts)
     fixed = {n: MECHANISMS[n].fixed for n in MECHANISMS if n not in mech_names}
     data = (
         scale,
         index,
         fixed,
         float(prompt_tokens),
+        np.maximum(task_index, 0),
+        task_index >= 0,
         use.astype(np.float64),
         inputs,
         measurements.column("tokens_per_second"),
         measurements.column("power_w"),
         itl,
     )
-    static = dict(names=mech_names, n_groups=len(groups), fit_prompt=fit_prompt)
+    static = dict(names=mech_names, n_groups=len(groups), n_prompts=n_prompts)
 
     def fun(x):
         return np.asarray(_RESIDUALS(x, data, **static))
@@ -156,7 +173,9 @@ def fit(
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     denom = np.outer(se, se)
     corr = np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
-    labels = tuple(f"{g}.{n}" for g in groups for n in mech_names) + ((PROMPT,) if fit_prompt else ())
+    labels = tuple(f"{g}.{n}" for g in groups for n in mech_names) + tuple(
+        f"{PROMPT}.{t}" for t in prompt_tasks
+    )
 
     values, errors = {}, {}
     for gi, g in enumerate(groups):
@@ -166,12 +185,19 @@ def fit(
             values[g][n] = float(theta[gi * len(mech_names) + ji])
             errors[g][n] = float(se[gi * len(mech_names) + ji])
         values[g] = {n: values[g][n] for n in MECHANISMS}
-    if fit_prompt:
-        prompt = {"handling": "fitted", "value": float(theta[-1]), "standard_error": float(se[-1])}
+    n_mech = len(groups) * len(mech_names)
+    fitted_tasks = {
+        t: {"handling": "fitted", "value": float(theta[n_mech + i]), "standard_error": float(se[n_mech + i])}
+        for i, t in enumerate(prompt_tasks)
+    }
+    if REFERENCE_TASK in fitted_tasks:
+        prompt = dict(fitted_tasks.pop(REFERENCE_TASK))
     elif unknown_prompt:
         prompt = {"handling": "assumed", "value": float(prompt_tokens)}
     else:
         prompt = {"handling": "measured"}
+    if fitted_tasks:
+        prompt["tasks"] = fitted_tasks
     result = Fit(
         per=per,
         fitted=mech_names,
@@ -191,13 +217,28 @@ def fit(
     return result
 
 
-def _residuals(x, data, *, names, n_groups, fit_prompt):
+def _residuals(x, data, *, names, n_groups, n_prompts):
     """The weighted log residuals (tokens/s, power, ITL) of every row at scaled parameters x."""
-    scale, index, fixed, prompt_tokens, weight, inputs, tokens_per_s, power_w, itl_s = data
+    (
+        scale,
+        index,
+        fixed,
+        prompt_tokens,
+        task_index,
+        task_fitted,
+        weight,
+        inputs,
+        tokens_per_s,
+        power_w,
+        itl_s,
+    ) = data
     theta = x * scale
-    per_group = theta[: n_groups * len(names)].reshape(n_groups, len(names))
+    n_mech = n_groups * len(names)
+    per_group = theta[:n_mech].reshape(n_groups, len(names))
     mech = {**fixed, **{n: per_group[index, j] for j, n in enumerate(names)}}
-    prompt = theta[-1] if fit_prompt else prompt_tokens
+    prompt = prompt_tokens
+    if n_prompts:
+        prompt = jnp.where(task_fitted, theta[n_mech:][task_index], prompt_tokens)
     pred = predict(inputs, mech, prompt)
     no_itl = jnp.isnan(itl_s)
     r_itl = jnp.log(pred["itl_s"] / jnp.where(no_itl, 1.0, itl_s))
@@ -211,7 +252,7 @@ def _residuals(x, data, *, names, n_groups, fit_prompt):
     )
 
 
-_STATIC = ("names", "n_groups", "fit_prompt")
+_STATIC = ("names", "n_groups", "n_prompts")
 _RESIDUALS = jax.jit(_residuals, static_argnames=_STATIC)  # compiled once per shape and fit choice
 _JACOBIAN = jax.jit(jax.jacfwd(_residuals), static_argnames=_STATIC)
 

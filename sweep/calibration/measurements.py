@@ -8,9 +8,17 @@ line first; cells are stripped of surrounding whitespace and a blank optional ce
   and `power_w` (mean total GPU power, > 0); prediction inputs (`measured=False`) may leave those two out;
 - sequence length: `mean_context_tokens` (mean tokens held per running sequence, > 0) or `output_tokens`
   (mean output tokens per request, > 0) with `prompt_tokens` (>= 0; blank: unknown);
-- optional: `num_gpus` (a multiple of tp, default tp: num_gpus / tp replicas whose tokens per second and
-  power are totals), `weight_dtype` and `kv_dtype` (default bf16), `max_num_seqs` (the batch cap, integer
-  >= 1), `itl_s` (median inter-token latency, > 0), `context` (the serving window, integer >= 1), `source`.
+- optional: `num_gpus` (GPUs of the row, see the layout below), `weight_dtype` and `kv_dtype` (default
+  bf16), `max_num_seqs` (the batch cap, integer >= 1), `itl_s` (median inter-token latency, > 0), `context`
+  (the serving window, integer >= 1), `source`, `task` (one of `sweep.vocabulary.TASKS`, as written there;
+  blank: lm-arena-chat), `model_id` (the served Hugging Face id, free text, not resolved),
+  `expert_parallel` and `data_parallel` (integers >= 1, default 1).
+
+Layout: with `expert_parallel` and `data_parallel` both 1, `num_gpus` is a multiple of tp (default tp):
+num_gpus / tp replicas whose tokens per second and power are totals. With either > 1, the row is ONE
+instance of G = `num_gpus` GPUs (default tp x data_parallel): data_parallel and expert_parallel divide G,
+the given tp is 1 or G / data_parallel, and the row's `tp` becomes the attention tensor-parallel size
+G / data_parallel (one replica). Whether expert_parallel divides the model's experts is checked later.
 
 Other columns are ignored with one `SweepWarning` per file. A bad cell is a one-line `SweepInputError`
 "<file>:<line>: column '<col>': got <cell>; allowed: <what>" (line 1 is the header).
@@ -33,7 +41,7 @@ from sweep.catalogs import gpu_catalog, model_catalog
 from sweep.catalogs.provenance import suggest
 from sweep.errors import InvalidValueError, MissingFieldError, SweepInputError, SweepWarning, UnknownNameError
 from sweep.files import read_text
-from sweep.vocabulary import KV_DTYPE_BYTES, WEIGHT_DTYPE_BYTES
+from sweep.vocabulary import KV_DTYPE_BYTES, TASKS, WEIGHT_DTYPE_BYTES
 
 REQUIRED = ("gpu", "model", "tp", "concurrency")
 MEASURED = ("tokens_per_second", "power_w")  # required when measured=True
@@ -51,10 +59,15 @@ NUMERIC = {
     "output_tokens": ("positive", False),
     "max_num_seqs": ("at_least_one", True),
     "context": ("at_least_one", True),
+    "expert_parallel": ("at_least_one", True),
+    "data_parallel": ("at_least_one", True),
 }
+PARALLEL = ("expert_parallel", "data_parallel")  # numeric columns whose blank means 1, not NaN
+DERIVED = ("replicas",)  # numeric row keys that are not columns
 DTYPES = {"weight_dtype": WEIGHT_DTYPE_BYTES, "kv_dtype": KV_DTYPE_BYTES}
 DEFAULT_DTYPE = "bf16"
-COLUMNS = ("source", "gpu", "model", *NUMERIC, *DTYPES)
+DEFAULT_TASK = TASKS[0]  # lm-arena-chat
+COLUMNS = ("source", "task", "model_id", "gpu", "model", *NUMERIC, *DTYPES)
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,11 @@ class Measurements:
     """Rows of one or more measurement files, in file and line order.
 
     `rows`: one dict per data row: `gpu`, `model` (canonical names), the numeric columns as floats (NaN
-    when not given; `num_gpus` defaults to `tp`), `weight_dtype`, `kv_dtype`, `source` ("" if absent),
-    `where` ("<file>:<line>") and `raw` (the row's cells by header column, for writing it back).
+    when not given; `expert_parallel` and `data_parallel` default to 1; `num_gpus` and `tp` as the layout
+    rule of the module docstring makes them), `replicas` (instances the row's totals are over: num_gpus /
+    tp, or 1 for an expert- or data-parallel instance), `weight_dtype`, `kv_dtype`, `task` (default
+    lm-arena-chat), `model_id` and `source` ("" if absent), `where` ("<file>:<line>") and `raw` (the row's
+    cells by header column, for writing it back).
     `files`: per file {"path", "sha256" (of its bytes), "rows"}. `columns`: the header columns of all
     files in first-seen order.
     """
@@ -76,10 +92,10 @@ class Measurements:
         return len(self.rows)
 
     def column(self, key: str) -> np.ndarray:
-        """The float64 values of numeric column `key` over the rows (NaN where not given)."""
-        if key not in NUMERIC:
+        """The float64 values of numeric column (or derived key) `key` over the rows (NaN where not given)."""
+        if key not in NUMERIC and key not in DERIVED:
             raise InvalidValueError(
-                f"measurements: column {key!r} is not numeric; allowed: {', '.join(NUMERIC)}"
+                f"measurements: column {key!r} is not numeric; allowed: {', '.join((*NUMERIC, *DERIVED))}"
             )
         return np.array([row.get(key, math.nan) for row in self.rows], dtype=np.float64)
 
@@ -153,10 +169,18 @@ def _parse_row(where: str, cells: dict, measured: bool, resolve: dict) -> dict:
     row = {col: resolve[col](where, col, cells.get(col, "")) for col in ("gpu", "model")}
     required = REQUIRED + (MEASURED if measured else ())
     numbers = {col: _number(where, col, cells.get(col, ""), col in required) for col in NUMERIC}
-    if math.isnan(numbers["num_gpus"]):
+    for col in PARALLEL:
+        if math.isnan(numbers[col]):
+            numbers[col] = 1.0
+    if numbers["expert_parallel"] > 1 or numbers["data_parallel"] > 1:
+        _instance_layout(where, cells, numbers)
+    elif math.isnan(numbers["num_gpus"]):
         numbers["num_gpus"] = numbers["tp"]
+        numbers["replicas"] = 1.0
     elif numbers["num_gpus"] % numbers["tp"]:
         _fail(where, "num_gpus", cells["num_gpus"], f"multiples of tp = {numbers['tp']:g}")
+    else:
+        numbers["replicas"] = numbers["num_gpus"] / numbers["tp"]
     if all(math.isnan(numbers[col]) for col in LENGTH):
         raise InvalidValueError(
             f"{where}: columns 'mean_context_tokens' and 'output_tokens': both blank; "
@@ -168,9 +192,35 @@ def _parse_row(where: str, cells: dict, measured: bool, resolve: dict) -> dict:
         row[col] = raw.lower() or DEFAULT_DTYPE
         if row[col] not in table:
             _fail(where, col, raw, ", ".join(table))
+    raw = cells.get("task", "")
+    row["task"] = raw or DEFAULT_TASK
+    if row["task"] not in TASKS:
+        _fail(where, "task", raw, ", ".join(TASKS))
+    row["model_id"] = cells.get("model_id", "")
     row["source"] = cells.get("source", "")
     row["where"] = where
     return row
+
+
+def _instance_layout(where: str, cells: dict, numbers: dict) -> None:
+    """Check and set an expert- or data-parallel row: ONE instance of G = num_gpus GPUs (module docstring)."""
+    dp, ep, tp = numbers["data_parallel"], numbers["expert_parallel"], numbers["tp"]
+    g = tp * dp if math.isnan(numbers["num_gpus"]) else numbers["num_gpus"]
+    small = [d for d in range(1, math.isqrt(int(g)) + 1) if g % d == 0]
+    divisors = ", ".join(str(d) for d in sorted({*small, *(int(g) // d for d in small)}))
+    of_g = f"num_gpus = {g:g}" + ("" if cells.get("num_gpus", "") else " (blank: tp x data_parallel)")
+    if g % dp:
+        _fail(where, "data_parallel", cells["data_parallel"], f"divisors of {of_g}: {divisors}")
+    if ep > g or g % ep:
+        _fail(where, "expert_parallel", cells["expert_parallel"], f"divisors of {of_g}: {divisors}")
+    if tp not in (1.0, g / dp):
+        _fail(
+            where,
+            "tp",
+            cells["tp"],
+            f"1 or num_gpus / data_parallel = {g / dp:g} (one expert- or data-parallel instance of {g:g} GPUs)",
+        )
+    numbers.update(num_gpus=g, tp=g / dp, replicas=1.0)
 
 
 def _read_file(path: str, measured: bool, resolve: dict) -> tuple[list, list, str]:

@@ -6,8 +6,10 @@ For a row (GPU, model, TP, dtypes; n running sequences; prompt p and output o to
     L̄ = mean_context_tokens, or p + o/2            (tokens held per running sequence, on average)
     r = p / o                                       (prefill tokens interleaved per output token; 0 if unknown o)
     τ = iteration_time(profile, n, L̄)               (sweep.physics.roofline, with the mechanisms)
+    ITL = decode_time(profile, n, L̄)                (the decode step; prefill chunks are the slow steps)
     tokens/s = replicas · n / τ;  power = replicas · TP · P_gpu (utilization power model)
-    fits = n·L̄ ≤ KV tokens                          (paged, as vLLM admits sequences)
+    fits = n·held(L̄) ≤ KV tokens                    (paged, as vLLM admits sequences; local-attention
+                                                     layers hold at most their window)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sweep.physics import derive
 from sweep.physics.mechanisms import MECHANISMS
 from sweep.physics.power import gpu_power_w
 from sweep.physics.profile import Profile
-from sweep.physics.roofline import iteration_time_s
+from sweep.physics.roofline import decode_time_s, iteration_time_s
 from sweep.vocabulary import POWER_MODELS
 
 
@@ -39,7 +41,7 @@ class RowInputs(NamedTuple):
     mean_context_tokens: np.ndarray  # NaN: from prompt and output tokens
     prompt_tokens: np.ndarray  # NaN: unknown (an assumed or fitted value is used)
     output_tokens: np.ndarray  # NaN: unknown (then r = 0)
-    replicas: np.ndarray  # num_gpus / tp
+    replicas: np.ndarray  # instances in the run: num_gpus / tp, or 1 for an expert/data-parallel instance
 
 
 def row_inputs(measurements) -> RowInputs:
@@ -48,12 +50,17 @@ def row_inputs(measurements) -> RowInputs:
     tables = {}  # (gpu, model, tp, dtypes) -> NumPy scalars of the setup, checked once
 
     def setup(row):
-        key = (row["gpu"], row["model"], row["tp"], row["weight_dtype"], row["kv_dtype"])
+        layout = (row["tp"], row.get("expert_parallel", 1.0), row.get("data_parallel", 1.0))
+        key = (row["gpu"], row["model"], *layout, row["weight_dtype"], row["kv_dtype"])
         if key not in tables:
             g, m = gpus.get(row["gpu"]), models.get(row["model"])
             try:
                 serving = setups.serving_config(
-                    tp=int(row["tp"]), weight_dtype=row["weight_dtype"], kv_dtype=row["kv_dtype"]
+                    tp=int(layout[0]),
+                    expert_parallel=int(layout[1]),
+                    data_parallel=int(layout[2]),
+                    weight_dtype=row["weight_dtype"],
+                    kv_dtype=row["kv_dtype"],
                 )
                 setups.check_setup(g, m, serving)
             except SweepInputError as exc:
@@ -76,7 +83,7 @@ def row_inputs(measurements) -> RowInputs:
         mean_context_tokens=col("mean_context_tokens"),
         prompt_tokens=col("prompt_tokens"),
         output_tokens=col("output_tokens"),
-        replicas=col("num_gpus") / col("tp"),
+        replicas=col("replicas"),
     )
 
 
@@ -120,12 +127,19 @@ def predict(inputs: RowInputs, mechanisms: dict, assumed_prompt_tokens, *, calib
     return {
         "tokens_per_second": tokens_per_s,
         "power_w": power_w,
-        "itl_s": tau_s,
+        "itl_s": decode_time_s(profile, n, mean_context),
         "tokens_per_joule": tokens_per_s / power_w,
         "mean_context_tokens": mean_context,
         "kv_tokens": q["kv_tokens"],
-        "fits": n * mean_context <= q["kv_tokens"],
+        "fits": n * held_tokens(profile, mean_context) <= q["kv_tokens"],
     }
+
+
+def held_tokens(profile: Profile, mean_context_tokens):
+    """Whole-model KV tokens a sequence of L̄ tokens holds: (1 − s)·L̄ + s·min(L̄, w) (docs/models.md §6)."""
+    s = profile.kv_window_share
+    windowed = jnp.minimum(mean_context_tokens, profile.kv_window_tokens)
+    return jnp.where(s > 0, (1.0 - s) * mean_context_tokens + s * windowed, mean_context_tokens)
 
 
 def neutral_mechanisms() -> dict:

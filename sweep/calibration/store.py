@@ -3,7 +3,7 @@
 
 A file records, per group (a GPU, or a GPU and model), every mechanism value (fitted and fixed)
 and the fitted standard errors; the correlation matrix of the free parameters; how the unknown
-prompt length was handled; the data it was fitted on (file, SHA-256, rows); and the residuals.
+prompt length was handled (per task: `prompt_tokens.tasks`); the data it was fitted on (file, SHA-256, rows); and the residuals.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sweep.errors import InvalidValueError, SweepInputError
 from sweep.files import read_text, write_atomic
 from sweep.physics.mechanisms import MECHANISMS
 from sweep.version import __version__
-from sweep.vocabulary import CALIBRATION_GROUPS
+from sweep.vocabulary import CALIBRATION_GROUPS, TASKS
 
 FORMAT = 1
 BUILTIN_DIR = Path(__file__).parent.parent / "data" / "calibrations"
@@ -131,6 +131,11 @@ def load_calibration(name_or_path) -> Calibration:
     prompt = _table(where, "prompt_tokens", doc.get("prompt_tokens", {}))
     if "value" in prompt:
         V.number(f"{where}: prompt_tokens", "value", prompt["value"], "nonnegative")
+    tasks = _table(where, "prompt_tokens.tasks", prompt.get("tasks", {}))
+    V.keys(f"{where}: prompt_tokens.tasks", list(tasks), list(TASKS), what="task")
+    for task, record in tasks.items():
+        record = _table(where, f"prompt_tokens.tasks.{task}", record)
+        V.number(f"{where}: prompt_tokens.tasks.{task}", "value", record.get("value"), "nonnegative")
     groups = doc.get("groups")
     if not isinstance(groups, dict) or not groups:
         raise InvalidValueError(

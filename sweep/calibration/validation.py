@@ -22,6 +22,18 @@ def row_mechanisms(calibration, rows) -> dict:
     return {n: jnp.asarray([v[n] for v in per_row]) for n in MECHANISMS}
 
 
+def row_prompt_tokens(measurements, prompt: dict | None, default) -> np.ndarray:
+    """Per-row mean prompt length for rows that leave it blank: the fitted value of the row's task in a
+    calibration's `prompt` record (its "tasks" table), else `default`."""
+    tasks = (prompt or {}).get("tasks", {})
+    return np.array(
+        [
+            float(tasks[r["task"]]["value"]) if r.get("task") in tasks else float(default)
+            for r in measurements.rows
+        ]
+    )
+
+
 def predictions(measurements, calibration=None, prompt_tokens=ASSUMED_PROMPT_TOKENS) -> dict:
     """Per-row predictions (NumPy) of the calibrated model, or of the uncalibrated one when None."""
     inputs = row_inputs(measurements)
@@ -57,17 +69,21 @@ def errors(measurements, pred: dict) -> dict:
     return out
 
 
-def leave_one_model_out(measurements, **fit_kwargs) -> dict:
-    """{held-out model: {gpu: errors}} and {"pooled": {gpu: errors}} of leave-one-model-out fits."""
-    models = list(dict.fromkeys(r["model"] for r in measurements.rows))
+def leave_one_model_out(measurements, *, key: str = "model", **fit_kwargs) -> dict:
+    """{held-out model: {gpu: errors}} and {"pooled": {gpu: errors}} of leave-one-model-out fits.
+
+    `key` names the row key held out together: "model" (default), or e.g. "family" or "gpu".
+    """
+    models = list(dict.fromkeys(r[key] for r in measurements.rows))
     prompt = fit_kwargs.get("prompt_tokens", ASSUMED_PROMPT_TOKENS)
     out = {}
-    models_of_rows = np.array([r["model"] for r in measurements.rows])
+    models_of_rows = np.array([r[key] for r in measurements.rows])
     pooled = {}
     for model in models:
         held = models_of_rows == model
         result = fit(measurements, use=~held, **fit_kwargs)  # same shapes for every model: one compile
-        prompt_used = result.prompt.get("value", prompt) if result.prompt["handling"] == "fitted" else prompt
+        chat = result.prompt.get("value", prompt) if result.prompt["handling"] == "fitted" else prompt
+        prompt_used = row_prompt_tokens(measurements, result.prompt, chat)
         pred = predictions(measurements, from_fit(result), prompt_used)  # all rows: one compile
         test = dataclasses.replace(measurements, rows=tuple(r for r, h in zip(measurements.rows, held) if h))
         out[model] = errors(test, {k: v[held] for k, v in pred.items()})

@@ -13,7 +13,7 @@ import numpy as np
 from sweep.calibration.fit import emit_warnings, fit
 from sweep.calibration.measurements import read_measurements
 from sweep.calibration.store import calibration_table, from_fit, load_calibration, write_calibration
-from sweep.calibration.validation import errors, predictions
+from sweep.calibration.validation import errors, predictions, row_prompt_tokens
 from sweep.files import write_atomic
 from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT
 
@@ -33,7 +33,7 @@ def calibrate(
     data = read_measurements(measurements)
     result = fit(data, names=fit_names, per=per, prompt_tokens=prompt_tokens)
     emit_warnings(result)
-    prompt = result.prompt.get("value", prompt_tokens)
+    prompt = row_prompt_tokens(data, result.prompt, result.prompt.get("value", prompt_tokens))
     residuals = errors(data, predictions(data, from_fit(result), prompt))
     table = calibration_table(result, data, residuals)
     if out is not None:
@@ -67,6 +67,8 @@ def predict(rows, out=None, *, calibration=None, prompt_tokens=None):
     data = read_measurements(rows, measured=False)
     cal = load_calibration(calibration) if calibration is not None else None
     prompt = prompt_assumption(cal, prompt_tokens)
+    if prompt_tokens is None and cal is not None:  # the calibration's per-task prompt lengths
+        prompt = row_prompt_tokens(data, cal.prompt, prompt)
     pred = predictions(data, cal, prompt)
     fits = pred["fits"].astype(bool)
     columns = [*data.columns, *(f"predicted_{q}" for q in PREDICTED), "exceeds_kv_capacity"]

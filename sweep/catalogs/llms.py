@@ -100,6 +100,9 @@ def _complete(name: str, arch: dict, where: str) -> dict:
     v = {k: x.value for k, x in arch.items()}
     V.ordered(f"{where}'{name}'", {"n_kv_heads": v["n_kv_heads"], "n_heads": v["n_heads"]})
     V.ordered(f"{where}'{name}'", {"n_dense_layers": v["n_dense_layers"], "n_layers": v["n_layers"]})
+    V.ordered(f"{where}'{name}'", {"n_window_layers": v["n_window_layers"], "n_layers": v["n_layers"]})
+    if v["n_window_layers"] > 0 and not v["attention_window_tokens"] > 0:
+        raise MissingFieldError(f"{where}'{name}': n_window_layers > 0 needs attention_window_tokens > 0")
     if v["n_experts"] > 0 and not (
         0 < v["experts_per_token"] <= v["n_experts"] and v["moe_intermediate_size"] > 0
     ):
@@ -161,14 +164,66 @@ HF_KEYS = {
 HF_REQUIRED = {k: HF_KEYS[k][0] for k in REQUIRED_ARCH}
 
 
+def _hf_int(src: str, key: str, v, rule: str = "nonnegative") -> int:
+    return int(V.number(src, key, float(v) if isinstance(v, bool) else v, rule, integer=True))
+
+
+def _hf_local_attention(cfg: dict, mt: str, L: int, src: str) -> tuple[int, int, int]:
+    """(n_window_layers, attention_window_tokens, chunked_attention) of a config.json (see
+    `import_hf_config`)."""
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        types = [str(t) for t in types[:L]]
+        n_slide, n_chunk = types.count("sliding_attention"), types.count("chunked_attention")
+        if n_slide and n_chunk:
+            raise InvalidValueError(
+                f"{src}: layer_types: both sliding_attention and chunked_attention layers; "
+                "allowed: one kind of local attention"
+            )
+        n_local, chunked = (n_chunk, 1) if n_chunk else (n_slide, 0)
+    elif mt in ("gemma3", "gemma3_text"):  # layer i is global iff (i + 1) % pattern == 0
+        p = _hf_int(src, "sliding_window_pattern", cfg.get("sliding_window_pattern") or 6, "positive")
+        n_local, chunked = L - L // p, 0
+        cfg = {"sliding_window": 4096, **{k: v for k, v in cfg.items() if v is not None}}
+    elif mt in ("llama4", "llama4_text") and cfg.get("attention_chunk_size"):
+        rope = cfg.get("no_rope_layers")  # 1: RoPE layer with chunked attention, 0: global NoPE layer
+        if isinstance(rope, list) and rope:
+            n_local = sum(1 for r in rope[:L] if _hf_int(src, "no_rope_layers", r) > 0)
+        else:  # transformers' default: every 4th layer is global
+            n_local = L - L // 4
+        chunked = 1
+    else:
+        return 0, 0, 0
+    if n_local == 0:
+        return 0, 0, 0
+    key = "attention_chunk_size" if chunked else "sliding_window"
+    if cfg.get(key) is None:
+        raise MissingFieldError(f"{src}: {n_local} local-attention layer(s) but no {key}")
+    return n_local, _hf_int(src, key, cfg[key], "positive"), chunked
+
+
 def import_hf_config(path, name: str | None = None) -> ModelEntry:
     """Build a ModelEntry from a local Hugging Face `config.json` (no network).
 
-    Multimodal configs with a `text_config` use it. Defaults where config.json is silent:
-    n_kv_heads = heads, head_dim = hidden/heads, tie_word_embeddings = false (HF's base-class
-    default is true, but every catalog family sets it explicitly), Mixtral-style MoE
-    (no moe_intermediate_size) uses intermediate_size per expert, Qwen2/3-MoE `mlp_only_layers`
-    and `decoder_sparse_step` become n_dense_layers, Qwen3 has q/k RMSNorm, Qwen2 has qkv bias.
+    Multimodal configs with a `text_config` use it (the text model only; the vision tower is not
+    counted). Defaults where config.json is silent: n_kv_heads = heads, head_dim = hidden/heads,
+    tie_word_embeddings = false (HF's base-class default is true, but every catalog family sets it
+    explicitly; Gemma-3 ties by default: true). Family rules:
+    - MoE: Mixtral-style (no moe_intermediate_size, e.g. Mixtral, gpt-oss) uses intermediate_size per
+      expert; Qwen2/3-MoE `mlp_only_layers` and `decoder_sparse_step` become n_dense_layers;
+      `shared_expert_intermediate_size` > 0 is one shared expert of that width (0: none).
+    - Llama-4: `intermediate_size` is the routed and the one shared expert's width,
+      `intermediate_size_mlp` (transformers' default 16384) the dense layers' FFN width; layer i is
+      MoE iff (i + 1) % interleave_moe_layer_step == 0 (or `moe_layers` lists them).
+    - Local attention: `layer_types` ("sliding_attention" with `sliding_window`, "chunked_attention"
+      with `attention_chunk_size`); else Gemma-3 `sliding_window_pattern` p (layer i global iff
+      (i + 1) % p == 0; transformers' defaults p = 6, window 4096); else Llama-4
+      `attention_chunk_size` on the RoPE layers of `no_rope_layers` (1 = RoPE + chunked, 0 = global;
+      absent: 3 of every 4 layers), chunked_attention = 1. Gives n_window_layers and
+      attention_window_tokens (0 and 0 without local layers).
+    - q/k RMSNorm: Qwen3, Gemma-3 (Llama-4's q/k L2 norm has no weights: qk_norm 0); qkv bias:
+      Qwen2, gpt-oss (unless attention_bias says otherwise).
+    - `quantization_config.quant_method == "mxfp4"` on an MoE model: mxfp4_experts = 1 (gpt-oss).
     """
     path = Path(path)
     try:
@@ -195,31 +250,59 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
         )
     mt = str(cfg.get("model_type", "")).lower()
     mk = lambda v: Value(float(v), src + " (derived)", "measured", 0.0)  # noqa: E731
+    L = _hf_int(src, HF_REQUIRED["n_layers"], arch["n_layers"].value, "positive")
+    gemma3, llama4 = mt in ("gemma3", "gemma3_text"), mt in ("llama4", "llama4_text")
     if arch.get("kv_lora_rank", Value(0)).value > 0:
         arch["mla"] = mk(1)
         if "head_dim" not in arch and "qk_nope_head_dim" in arch:
             arch["head_dim"] = mk(arch["qk_nope_head_dim"].value)
-    if mt in ("qwen3", "qwen3_moe"):
+    if mt in ("qwen3", "qwen3_moe") or gemma3:
         arch["qk_norm"] = mk(1)
-    if mt in ("qwen2", "qwen2_moe") and "attention_bias" not in arch:
+    if gemma3 and "tie_word_embeddings" not in arch:
+        arch["tie_word_embeddings"] = mk(1)
+    if mt in ("qwen2", "qwen2_moe", "gpt_oss") and "attention_bias" not in arch:
         arch["attention_bias"] = mk(1)
+    n_local, window, chunked = _hf_local_attention(cfg, mt, L, src)
+    if n_local:
+        arch["n_window_layers"] = mk(n_local)
+        arch["attention_window_tokens"] = mk(window)
+        if chunked:
+            arch["chunked_attention"] = mk(1)
     if arch.get("n_experts", Value(0)).value > 0:
-        if "moe_intermediate_size" not in arch:  # Mixtral: each expert is a full FFN
+        if llama4:  # intermediate_size: routed and shared expert width; intermediate_size_mlp: dense FFN
+            width = arch["intermediate_size"].value
+            arch.setdefault("moe_intermediate_size", mk(width))
+            arch.setdefault("n_shared_experts", mk(1))
+            arch.setdefault("shared_intermediate_size", mk(width))
+            dense = cfg.get("intermediate_size_mlp")
+            arch["intermediate_size"] = (
+                Value(float(_hf_int(src, "intermediate_size_mlp", dense, "positive")), src, "measured", 0.0)
+                if dense is not None
+                else mk(16384)
+            )
+            moe_layers = cfg.get("moe_layers")
+            if isinstance(moe_layers, list):
+                n_moe = len({_hf_int(src, "moe_layers", i) for i in moe_layers} & set(range(L)))
+            else:
+                step = cfg.get("interleave_moe_layer_step") or 1
+                n_moe = L // _hf_int(src, "interleave_moe_layer_step", step, "positive")
+            arch.setdefault("n_dense_layers", mk(L - n_moe))
+        if "moe_intermediate_size" not in arch:  # Mixtral, gpt-oss: each expert is a full FFN
             arch["moe_intermediate_size"] = mk(arch["intermediate_size"].value)
-        if "shared_intermediate_size" in arch and "n_shared_experts" not in arch:  # Qwen2-MoE
-            arch["n_shared_experts"] = mk(1)
-        L = int(V.number(src, HF_REQUIRED["n_layers"], arch["n_layers"].value, "positive", integer=True))
+        if "shared_intermediate_size" in arch and "n_shared_experts" not in arch:  # Qwen2-MoE; 0: none
+            arch["n_shared_experts"] = mk(1 if arch["shared_intermediate_size"].value > 0 else 0)
         mlp_only = cfg.get("mlp_only_layers") or []
         mlp_only = {
-            int(V.number(src, "mlp_only_layers", i, "nonnegative", True))
+            _hf_int(src, "mlp_only_layers", i)
             for i in (mlp_only if isinstance(mlp_only, list) else [mlp_only])
         }
-        step = int(
-            V.number(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive", True)
-        )
+        step = _hf_int(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive")
         if "n_dense_layers" not in arch and (mlp_only or step != 1):
             n_moe = L // step - sum(1 for i in mlp_only if i < L and (i + 1) % step == 0)
             arch["n_dense_layers"] = mk(L - n_moe)
+        quant = cfg.get("quantization_config")
+        if isinstance(quant, dict) and str(quant.get("quant_method", "")).lower() == "mxfp4":
+            arch["mxfp4_experts"] = mk(1)
     if name is None:
         raw = cfg.get("_name_or_path") or path.parent.name or path.stem
         name = str(raw).rstrip("/").split("/")[-1].lower()

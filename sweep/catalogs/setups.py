@@ -30,7 +30,7 @@ from sweep.vocabulary import KV_DTYPE_BYTES, POWER_MODELS, WEIGHT_DTYPE_BYTES
 
 
 def weight_dtype_bytes(name: str) -> float:
-    """Bytes per weight for a dtype name: bf16/fp16 2, fp8 1, int4 0.5."""
+    """Bytes per weight for a dtype name: bf16/fp16 2, fp8 1, mxfp4 4.25/8, int4 0.5."""
     key = str(name).lower()
     if key not in WEIGHT_DTYPE_BYTES:
         raise InvalidValueError(f"weight_dtype '{name}': allowed values: {', '.join(WEIGHT_DTYPE_BYTES)}")
@@ -68,17 +68,23 @@ def serving_values(
     power_idle_fraction=PAPER_POWER_IDLE_FRACTION,
     power_dynamic_fraction=PAPER_POWER_DYNAMIC_FRACTION,
     prefill_tokens_per_output=0.0,
+    expert_parallel=1,
+    data_parallel=1,
     **mechanisms,
 ) -> dict:
     """Serving dict (Python floats, each checked) from names; kv_dtype defaults to the weight dtype
-    (int4 → bf16).
+    (int4, mxfp4 → bf16). An instance is `data_parallel` attention ranks of `tp` GPUs each; its routed
+    experts are spread over `expert_parallel` of those GPUs (`check_setup` checks the layout).
+    `weight_dtype = "mxfp4"` stores the routed experts at 4.25 bits and the rest at 16 bit, as the
+    checkpoints that ship MXFP4 experts do (model field `mxfp4_experts`).
 
     `mechanisms` are the decode-step mechanism parameters of `sweep.physics.mechanisms.MECHANISMS`
     (flops_efficiency, step_overhead_s, …), each checked against its bounds; absent ones are neutral.
     """
     wb = weight_dtype_bytes(weight_dtype)
+    mxfp4 = str(weight_dtype).lower() == "mxfp4"
     if kv_dtype is None:
-        kv_dtype = "bf16" if str(weight_dtype).lower() == "int4" else weight_dtype
+        kv_dtype = "bf16" if str(weight_dtype).lower() in ("int4", "mxfp4") else weight_dtype
     kb = kv_dtype_bytes(kv_dtype)
     if str(power_model).lower() not in POWER_MODELS:
         raise InvalidValueError(f"power_model '{power_model}': allowed values: {', '.join(POWER_MODELS)}")
@@ -100,7 +106,10 @@ def serving_values(
 
     s = {
         "tp": _int("tp", tp),
-        "weight_dtype_bytes": wb,
+        "expert_parallel": _int("expert_parallel", expert_parallel),
+        "data_parallel": _int("data_parallel", data_parallel),
+        "weight_dtype_bytes": WEIGHT_DTYPE_BYTES["bf16"] if mxfp4 else wb,
+        "expert_weight_dtype_bytes": wb if mxfp4 else 0.0,
         "kv_dtype_bytes": kb,
         "kv_block_tokens": _int("kv_block_tokens", kv_block_tokens),
         "gpu_memory_utilization": _range(
@@ -163,9 +172,40 @@ def check_setup(gpu: GpuEntry, model: ModelEntry, serving: dict) -> None:
             f"tp={tp:g} for {model.name}: must divide n_heads={int(model.value('n_heads'))}{kv}; "
             f"allowed tp: {', '.join(map(str, ok))}"
         )
+    _check_layout(model, serving)
     if float(serving.get("power_model", TDP_FRACTION_POWER)) == LOGISTIC_POWER and not gpu.has_logistic_power:
         raise InvalidValueError(
             f"power_model 'logistic' needs measured logistic parameters, which {gpu.name} lacks; allowed: tdp_fraction"
+        )
+
+
+def _check_layout(model: ModelEntry, serving: dict) -> None:
+    """Expert and data parallelism: EP divides the experts and the instance's tp·dp GPUs; MXFP4 experts
+    need a checkpoint that stores them so (docs/models.md §6)."""
+    tp = int(float(serving.get("tp", 1.0)))
+    ep = int(float(serving.get("expert_parallel", 1.0)))
+    dp = int(float(serving.get("data_parallel", 1.0)))
+    gpus, experts = tp * dp, int(model.value("n_experts"))
+    if ep > 1 and not model.is_moe:
+        raise InvalidParallelismError(
+            f"expert_parallel={ep} for {model.name}: a dense model has no experts; allowed: 1"
+        )
+    if ep > gpus or gpus % ep:
+        allowed = [d for d in range(1, gpus + 1) if gpus % d == 0 and (not experts or experts % d == 0)]
+        raise InvalidParallelismError(
+            f"expert_parallel={ep} for {model.name}: must divide the instance's tp·data_parallel = {gpus} GPUs; "
+            f"allowed: {', '.join(map(str, allowed))}"
+        )
+    if ep > 1 and experts % ep:
+        allowed = [d for d in range(1, gpus + 1) if gpus % d == 0 and experts % d == 0]
+        raise InvalidParallelismError(
+            f"expert_parallel={ep} for {model.name}: must divide n_experts={experts}; "
+            f"allowed: {', '.join(map(str, allowed))}"
+        )
+    if float(serving.get("expert_weight_dtype_bytes", 0.0)) > 0 and not model.value("mxfp4_experts"):
+        raise UnsupportedDtypeError(
+            f"weight_dtype 'mxfp4' for {model.name}: its checkpoint does not store MXFP4 experts "
+            f"(config.json quantization_config); allowed: {', '.join(k for k in WEIGHT_DTYPE_BYTES if k != 'mxfp4')}"
         )
 
 

@@ -51,7 +51,21 @@ AXES = {
     # profile axes: every combination is one row of the profile table
     "gpu": Axis("name", None, "profile", "GPU SKU names (catalog, alias or [gpus.NAME])"),
     "model": Axis("name", None, "profile", "model ids (catalog, alias, [models.NAME] or dense-<N>b)"),
-    "tp": Axis("positive_int", None, "profile", "tensor-parallel GPUs per instance (roofline; default 1)"),
+    "tp": Axis(
+        "positive_int", None, "profile", "tensor-parallel GPUs per attention rank (roofline; default 1)"
+    ),
+    "expert_parallel": Axis(
+        "positive_int",
+        1,
+        "profile",
+        "GPUs the routed experts are spread over, dividing tp·data_parallel (physical)",
+    ),
+    "data_parallel": Axis(
+        "positive_int",
+        1,
+        "profile",
+        "attention data-parallel ranks of one instance, each tp GPUs with its own KV cache (physical)",
+    ),
     "weight_dtype": Axis("choice", "bf16", "profile", "weight dtype (roofline)", tuple(WEIGHT_DTYPE_BYTES)),
     "kv_dtype": Axis(
         "choice",
@@ -110,6 +124,8 @@ AXES = {
 }
 ROOFLINE_ONLY = (
     "tp",
+    "expert_parallel",
+    "data_parallel",
     "weight_dtype",
     "kv_dtype",
     "gpu_memory_utilization",

@@ -172,6 +172,8 @@ def _check_distinct_names(spec: _grid.GridSpec, gpus, models) -> None:
 
 SERVING_AXES = (
     "tp",
+    "expert_parallel",
+    "data_parallel",
     "weight_dtype",
     "kv_dtype",
     "kv_block_tokens",
@@ -182,7 +184,10 @@ SERVING_AXES = (
     "prefill_tokens_per_output",
 )  # profile axes (or scalar keys) that go to `setups.serving_values`
 # serving axis -> the serving keys its value sets (others: the axis name itself)
-SERVING_AXIS_KEYS = {"weight_dtype": ("weight_dtype_bytes",), "kv_dtype": ("kv_dtype_bytes",)}
+SERVING_AXIS_KEYS = {
+    "weight_dtype": ("weight_dtype_bytes", "expert_weight_dtype_bytes"),
+    "kv_dtype": ("kv_dtype_bytes",),
+}
 
 
 def _along(values, dim: int, ndim: int) -> np.ndarray:
@@ -248,7 +253,7 @@ def _serving_columns(spec: _grid.GridSpec, names: list, calibrated) -> dict:
 
 
 def _check_setups(shape: tuple, gpu_entries: list, model_entries: list, serving: dict) -> None:
-    """`setups.check_setup` on every profile row at once: its fp8, TP and logistic-power rules as
+    """`setups.check_setup` on every profile row at once: its fp8, TP, EP/DP layout, MXFP4 and logistic-power rules as
     arrays; the first row (C order) that breaks one is checked again one by one, for its message."""
     ndim = len(shape)
     gpu = {
@@ -260,13 +265,22 @@ def _check_setups(shape: tuple, gpu_entries: list, model_entries: list, serving:
         _along(np.trunc([m.value(k) for m in model_entries]), 1, ndim)
         for k in ("n_heads", "n_kv_heads", "mla")
     )
+    experts, mxfp4 = (
+        _along(np.array([m.value(k) for m in model_entries]), 1, ndim) for k in ("n_experts", "mxfp4_experts")
+    )
     tp = serving["tp"]
     tp_ok = (np.fmod(heads, tp) == 0) & (
         (mla > 0) | (np.fmod(kv_heads, tp) == 0) | (np.fmod(tp, kv_heads) == 0)
     )
+    ep, gpus_per_instance = serving["expert_parallel"], tp * serving["data_parallel"]
+    layout_ok = (np.fmod(gpus_per_instance, ep) == 0) & (
+        (ep == 1) | ((experts > 0) & (np.fmod(experts, ep) == 0))
+    )
     bad = (
         ((serving["weight_dtype_bytes"] == 1.0) & ~gpu["fp8"])
         | ~tp_ok
+        | ~layout_ok
+        | ((serving["expert_weight_dtype_bytes"] > 0) & (mxfp4 == 0))
         | ((serving["power_model"] == LOGISTIC_POWER) & ~gpu["logistic"])
     )
     bad = np.broadcast_to(bad, shape)

@@ -48,9 +48,20 @@ ARCH_DEFAULTS = {
     "qk_norm": 0.0,
     "attention_bias": 0.0,
     "max_context_tokens": 0.0,  # 0 = unknown
+    "n_window_layers": 0.0,  # layers with local attention (sliding window or chunked); 0 = all global
+    "attention_window_tokens": 0.0,  # their window (sliding) or chunk (chunked) in tokens; 0 = none
+    "chunked_attention": 0.0,  # 1: local layers attend within fixed chunks (Llama-4), 0: a sliding window
+    "mxfp4_experts": 0.0,  # 1: the checkpoint stores the routed experts in MXFP4 (gpt-oss)
 }
 PAPER_FIELDS = ("paper_active_params",)
-FLAG_FIELDS = ("tie_word_embeddings", "mla", "qk_norm", "attention_bias")  # 0/1; other fields are counts
+FLAG_FIELDS = (
+    "tie_word_embeddings",
+    "mla",
+    "qk_norm",
+    "attention_bias",
+    "chunked_attention",
+    "mxfp4_experts",
+)  # 0/1; other fields are counts
 POSITIVE_FIELDS = REQUIRED_ARCH + ("n_kv_heads", "head_dim")
 ARCH_FIELDS = REQUIRED_ARCH + tuple(ARCH_DEFAULTS)
 # Fields of the dict `derive_profile` takes (architecture + paper-convention data).
@@ -73,8 +84,9 @@ def _f(m, k):
 def param_counts(m: dict, rule: str) -> dict:
     """Parameter counts of a model dict under `rule` ("paper" | "physical").
 
-    Returns total, active (per token), streamed (read from HBM per decode step: active minus the
-    input embedding table, plus the LM head / tied table), kv_proj (k and v projection weights,
+    Returns total, active (per token), streamed (read from HBM per decode step at batch 1: active minus
+    the input embedding table, plus the LM head / tied table), routed_experts and routed_experts_active
+    (the routed experts' parameters, all and top-k per token; paper rule: 0), kv_proj (k and v projection weights,
     replicated when TP > kv heads), mla_replicated (MLA down-projections, replicated on every TP
     rank by vLLM), and low_precision_exempt (embeddings, head, norms, router:
     kept at 16 bit when weights are quantised). Paper rule: streamed = active, no exempt part.
@@ -96,6 +108,8 @@ def param_counts(m: dict, rule: str) -> dict:
             "total": total,
             "active": active,
             "streamed": active,
+            "routed_experts": zero,
+            "routed_experts_active": zero,
             "kv_proj": L * 2 * h * kvh * hd,
             "mla_replicated": zero,
             "low_precision_exempt": zero,
@@ -136,6 +150,8 @@ def param_counts(m: dict, rule: str) -> dict:
         "total": total,
         "active": active,
         "streamed": streamed,
+        "routed_experts": n_moe * E * expert,
+        "routed_experts_active": n_moe * k * expert,
         "kv_proj": kv_proj,
         "mla_replicated": mla_replicated,
         "low_precision_exempt": emb + head + norms + n_moe * router,

@@ -87,6 +87,9 @@ SERVING_DEFAULTS = {
     "bandwidth_efficiency": PAPER_BW_EFFICIENCY,  # physical only
     "layer_overhead_s": PAPER_LAYER_OVERHEAD_S,  # physical only
     "moe_dispatch_overhead_s": 0.0,  # physical only, per MoE layer per decode step
+    "expert_parallel": 1.0,  # physical only: GPUs the routed experts are spread over (divides tp·dp)
+    "data_parallel": 1.0,  # physical only: attention ranks, each tp GPUs with its own sequences and KV
+    "expert_weight_dtype_bytes": 0.0,  # physical only: routed experts' bytes per weight; 0 = weight dtype
     "max_slots": 0.0,  # compute cap (sequences at C_cal); 0 = none
     "power_model": float(TDP_FRACTION_POWER),  # physical only (paper: TDP fraction)
     "power_idle_fraction": PAPER_POWER_IDLE_FRACTION,  # physical only
@@ -145,30 +148,41 @@ def _paper_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
         idle_frac=PAPER_POWER_IDLE_FRACTION,
         dyn_frac=PAPER_POWER_DYNAMIC_FRACTION,
         mechanisms=dict.fromkeys(MECHANISM_FIELDS, 0.0),
+        gpus=tp,
+        kv_ranks=1.0,
+        expert_bytes=0.0,
+        moe_fields=_NO_MOE_WINDOW,
     )
 
 
 def _physical_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
     """The physical convention's streamed-bytes weight time, sharded KV time, reserve, compute, power."""
-    tp, wb, kb = s["tp"], s["weight_dtype_bytes"], s["kv_dtype_bytes"]
+    tp, dp, wb, kb = s["tp"], s["data_parallel"], s["weight_dtype_bytes"], s["kv_dtype_bytes"]
+    gpus = tp * dp  # one instance: dp attention ranks of tp GPUs; the routed experts over all of them
     bw, L, moe = _a(gpu, "hbm_bandwidth_bytes_per_s"), _a(model, "n_layers"), _a(model, "n_experts") > 0
     c = param_counts(model, "physical")
     eff, ovh = s["bandwidth_efficiency"], s["layer_overhead_s"]
     lp = jnp.maximum(wb, 2.0)  # embeddings, head, norms, router stay 16-bit
+    ewb = jnp.where(s["expert_weight_dtype_bytes"] > 0, s["expert_weight_dtype_bytes"], wb)
     exempt = c["low_precision_exempt"]
     h, V = _a(model, "hidden_size"), _a(model, "vocab_size")
     tied = _a(model, "tie_word_embeddings", 0.0) > 0
     emb_not_read = jnp.where(tied, 0.0, V * h)  # untied: only looked-up rows are read
     kv_proj_shards = jnp.minimum(tp, _a(model, "n_kv_heads"))
     replicated = (c["kv_proj"] * (1 / kv_proj_shards - 1 / tp) + c["mla_replicated"] * (1 - 1 / tp)) * wb
-    weights_per_gpu = ((c["total"] - exempt) * wb + exempt * lp) / tp + replicated
-    streamed_per_gpu = (
-        (c["streamed"] - (exempt - emb_not_read)) * wb + (exempt - emb_not_read) * lp
+    experts, experts_active = c["routed_experts"], c["routed_experts_active"]
+    expert_bytes_per_gpu = experts * ewb / gpus  # EP shards whole experts, TP splits each: 1/gpus either way
+    weights_per_gpu = (
+        ((c["total"] - experts - exempt) * wb + exempt * lp) / tp + replicated + expert_bytes_per_gpu
+    )
+    dense_streamed_per_gpu = (
+        (c["streamed"] - experts_active - (exempt - emb_not_read)) * wb + (exempt - emb_not_read) * lp
     ) / tp + replicated
     n_moe_layers = jnp.where(moe, L - _a(model, "n_dense_layers", 0.0), 0.0)
-    ws = streamed_per_gpu / (eff * bw) + ovh * L + s["moe_dispatch_overhead_s"] * n_moe_layers
+    ws = dense_streamed_per_gpu / (eff * bw) + ovh * L + s["moe_dispatch_overhead_s"] * n_moe_layers
     kv_tok = kv_bytes_per_token(model, kb, "physical")
     kv_tok_gpu = kv_tok / jnp.minimum(tp, kv_cache_heads(model))
+    flops_tok = 2 * (c["streamed"] - experts_active) / (tp * dp) + 2 * experts_active / gpus
     return dict(
         c=c,
         weights_per_gpu=weights_per_gpu,
@@ -177,9 +191,9 @@ def _physical_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
         kv_tok=kv_tok,
         kv_tok_gpu=kv_tok_gpu,
         kv_divisor=kv_tok_gpu,
-        hs=c_cal * kv_tok_gpu / (eff * bw),
+        hs=c_cal * kv_tok_gpu / (eff * bw) / dp,  # each rank reads its own 1/dp of the sequences
         reserve=s["reserve_bytes"],
-        flops_tok=2 * c["streamed"] / tp,
+        flops_tok=flops_tok,
         peak=s["flops_efficiency"]
         * jnp.where(wb == 1.0, _a(gpu, "fp8_flops", jnp.nan), _a(gpu, "fp16_flops")),
         min_conc=0.0,
@@ -187,7 +201,39 @@ def _physical_terms(gpu: dict, model: dict, s: dict, c_cal) -> dict:
         idle_frac=s["power_idle_fraction"],
         dyn_frac=s["power_dynamic_fraction"],
         mechanisms=_mechanism_fields(gpu, model, s),
+        gpus=gpus,
+        kv_ranks=dp,
+        expert_bytes=expert_bytes_per_gpu,
+        moe_fields=_moe_window_fields(model, expert_bytes_per_gpu / (eff * bw)),
     )
+
+
+def _moe_window_fields(model: dict, expert_time_s) -> dict:
+    """The Profile's routed-expert and local-attention fields (docs/models.md §6)."""
+    E, k = _a(model, "n_experts"), _a(model, "experts_per_token")
+    L, w = _a(model, "n_layers"), _a(model, "attention_window_tokens", 0.0)
+    windowed = (_a(model, "n_window_layers", 0.0) > 0) & (w > 0)
+    chunked = _a(model, "chunked_attention", 0.0) > 0
+    return {
+        "expert_weight_time_s": expert_time_s,
+        "expert_touch_probability": jnp.where(E > 0, k / jnp.where(E > 0, E, 1.0), 0.0),
+        "kv_window_tokens": jnp.where(windowed, w, 0.0),
+        "kv_window_share": jnp.where(windowed, _a(model, "n_window_layers", 0.0) / L, 0.0),
+        # a sliding window reads its last w tokens; a chunk reads the tokens since its start (w/2 on average)
+        "kv_window_read_tokens": jnp.where(windowed, jnp.where(chunked, 0.5 * w, w), 0.0),
+    }
+
+
+_NO_MOE_WINDOW = dict.fromkeys(
+    (
+        "expert_weight_time_s",
+        "expert_touch_probability",
+        "kv_window_tokens",
+        "kv_window_share",
+        "kv_window_read_tokens",
+    ),
+    0.0,
+)
 
 
 def _mechanism_fields(gpu: dict, model: dict, s: dict) -> dict:
@@ -198,11 +244,21 @@ def _mechanism_fields(gpu: dict, model: dict, s: dict) -> dict:
     on = jnp.isfinite(link_bytes_per_s) & (link_bytes_per_s > 0)
     safe_link = jnp.where(on, link_bytes_per_s, 1.0)  # double where: no NaN where the term is off
     ring_bytes_per_token = 2.0 * (tp - 1.0) / tp * h * ACTIVATION_BYTES
+    # attention data parallelism: each rank's GPUs carry their 1/dp of the tokens; the MoE layers then
+    # dispatch each token to its k experts and combine them back over the instance (all-to-all)
+    dp, ep = s["data_parallel"], s["expert_parallel"]
+    L, k = _a(model, "n_layers"), _a(model, "experts_per_token")
+    n_moe = jnp.where(_a(model, "n_experts") > 0, L - _a(model, "n_dense_layers", 0.0), 0.0)
+    a2a_bytes_per_token = jnp.where(
+        dp > 1, n_moe * 2.0 * k * h * ACTIVATION_BYTES * (ep - 1.0) / ep / (tp * dp), 0.0
+    )
+    link_bytes_per_token = allreduces * ring_bytes_per_token / dp + a2a_bytes_per_token
     return {
         "step_overhead_s": s["step_overhead_s"],
         "sequence_overhead_s": s["sequence_overhead_s"],
         "comm_time_s": allreduces * s["allreduce_latency_s"],
-        "comm_time_per_token_s": jnp.where(on, allreduces * ring_bytes_per_token / safe_link, 0.0),
+        "comm_time_per_token_s": jnp.where(on, link_bytes_per_token / safe_link, 0.0),
+        "attention_latency_s": s["attention_latency_s"] * L,
         "prefill_tokens_per_output": s["prefill_tokens_per_output"],
         "power_memory_coefficient": s["power_memory_coefficient"],
         "power_compute_coefficient": s["power_compute_coefficient"],
@@ -216,7 +272,7 @@ def _kv_budget(gpu: dict, s: dict, t: dict, relaxed: bool):
     kv_blocks = jnp.maximum(
         intmath.floor_div(intmath.floor(budget, relaxed=relaxed), t["kv_divisor"] * blk, relaxed=relaxed), 0.0
     )
-    return budget, kv_blocks
+    return budget, kv_blocks * t["kv_ranks"]  # every data-parallel rank has its own cache
 
 
 def _power_fields(gpu: dict, t: dict) -> dict:
@@ -244,7 +300,7 @@ def _assemble(gpu: dict, serving: dict, s: dict, t: dict, c_cal, budget, kv_bloc
         "kv_block_tokens": blk,
         "kv_blocks": kv_blocks,
         "max_slots": s["max_slots"],
-        "tp": tp,
+        "tp": t["gpus"],
         **_power_fields(gpu, t),
         "power_weight_time_s": t["pws"],
         "flops_per_token": t["flops_tok"],
@@ -255,6 +311,7 @@ def _assemble(gpu: dict, serving: dict, s: dict, t: dict, c_cal, budget, kv_bloc
         "price_per_gpu_hour": _a(gpu, "price_per_gpu_hour"),
         "min_concurrency": jnp.asarray(t["min_conc"]),
         "max_context_tokens": t["max_context_tokens"],
+        **t["moe_fields"],
         **t["mechanisms"],
     }
     c = t["c"]
@@ -268,6 +325,7 @@ def _assemble(gpu: dict, serving: dict, s: dict, t: dict, c_cal, budget, kv_bloc
         kv_budget_bytes_per_gpu=budget,
         kv_tokens=kv_blocks * blk,
         reserve_bytes=t["reserve"] + 0 * tp,
+        expert_weight_bytes_per_gpu=t["expert_bytes"] + 0 * tp,
     )
     arrays = jnp.broadcast_arrays(*[jnp.asarray(v, jnp.float64) for v in (*fields.values(), *q.values())])
     keys = (*fields, *q)

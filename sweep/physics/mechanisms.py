@@ -5,7 +5,7 @@ uncalibrated model exactly as it was (the mechanism is off or at the planner's v
 calibration (`sweep calibrate`) fits some of them per GPU and fixes the others at `fixed`, its
 documented prior. The `paper` convention never reads them.
 
-    τ = t_step + n·t_seq + 2L·[t_ar + N·2(TP−1)/TP·h·2 B / (η_link·B_link)]
+    τ = t_step + n·t_seq + 2L·[t_ar + N·2(TP−1)/TP·h·2 B / (η_link·B_link)] + L·t_attn·L̄_eff
         + max(W/(η_bw) + L·t_layer + n·L̄·k/(η_bw·BW),  N·F_tok / (η_f·F_peak))        (s)
     N = n·(1 + r)  tokens through the linear layers (r: prefill tokens per output token)
     P_gpu = TDP·[p_idle + (1 − p_idle)·clip(a·u_mem + b·u_cmp, 0, 1)]  (power_model "utilization")
@@ -54,6 +54,14 @@ MECHANISMS = {
         "1",
         "η_link: achieved fraction of the GPU interconnect bandwidth in all-reduces (0 = transfer term off)",
     ),
+    "attention_latency_s": Mechanism(
+        0.0,
+        0.0,
+        0.0,
+        1e-6,
+        "s",
+        "t_attn: latency-bound decode attention, step time per layer per token of mean context",
+    ),
     "power_idle_fraction": Mechanism(
         0.43, 0.43, 0.0, 1.0, "1", "p_idle: power floor of a serving GPU, as a fraction of TDP"
     ),
@@ -70,11 +78,13 @@ DEFAULT_FIT = (
     "bandwidth_efficiency",
     "step_overhead_s",
     "sequence_overhead_s",
+    "attention_latency_s",
     "power_idle_fraction",
     "power_memory_coefficient",
     "power_compute_coefficient",
 )
-"""What `sweep calibrate` fits by default: the mechanisms the ML.ENERGY v3 data identifies (docs/calibration.md §3)."""
+"""What `sweep calibrate` fits by default: the mechanisms the ML.ENERGY v3 data identifies (docs/calibration.md §3);
+besides them, one prompt length per task other than chat (sweep.calibration.fit)."""
 
 ASSUMED_PROMPT_TOKENS = 100.0
 """Mean prompt tokens assumed where measurements leave the prompt length blank (docs/calibration.md §4):

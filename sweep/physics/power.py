@@ -6,7 +6,8 @@ TDP fraction (first-principles profiles, the paper planner):
     P(n) = TDP · (idle_frac + dyn_frac · min(1, kv_frac + compute_frac)),
     kv_frac = H_eff·n / (W_p + H_eff·n),
     compute_frac = flops_per_token·n / ((W_p + H_eff·n) · peak_flops),
-with W_p = power_weight_time_s and H_eff = H_s·L̄/C_cal.
+with W_p = power_weight_time_s plus the step's routed-expert time (sweep.physics.roofline) and H_eff·n
+the step's KV-read time.
 Utilization (calibrated first-principles profiles, docs/calibration.md §1), per GPU:
     P(n) = TDP · (p_idle + (1 − p_idle) · clip(a·u_mem + b·u_cmp, 0, 1)),
     u_mem = memory_time / τ,  u_cmp = compute_time / τ   (the shares of the step the roofline terms fill),
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 
 from sweep.physics import intmath as _intmath
 from sweep.physics.profile import LOGISTIC_POWER, UTILIZATION_POWER, Profile
-from sweep.physics.roofline import compute_time_s, iteration_time_s, kv_time_s, memory_time_s
+from sweep.physics.roofline import compute_time_s, expert_time_s, iteration_time_s, kv_time_s, memory_time_s
 
 
 def logistic_power_w(profile: Profile, concurrency, *, relaxed: bool = False):
@@ -31,7 +32,7 @@ def logistic_power_w(profile: Profile, concurrency, *, relaxed: bool = False):
 def _tdp_fraction_activity(p: Profile, concurrency, mean_length_tokens):
     """min(1, kv_frac + compute_frac) of the TDP-fraction model."""
     kv_s = kv_time_s(p, concurrency, mean_length_tokens)
-    busy_s = p.power_weight_time_s + kv_s
+    busy_s = p.power_weight_time_s + expert_time_s(p, concurrency) + kv_s
     compute_s = compute_time_s(p, concurrency)
     safe_busy_s = jnp.where(busy_s > 0, busy_s, 1.0)
     return jnp.where(busy_s > 0, jnp.minimum(1.0, (kv_s + compute_s) / safe_busy_s), 0.0)

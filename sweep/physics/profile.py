@@ -15,7 +15,11 @@ Power model (`power_model` field, 0, 1 or 2, selected with `jnp.where`, never Py
   min(1, kv_frac + compute_frac)), with `power_weight_time_s`, `flops_per_token`, `peak_flops`;
 - 2 = utilization (docs/calibration.md §1): P = tdp_w·(p_idle + (1 − p_idle)·clip(a·u_mem + b·u_cmp, 0, 1)).
 
-The last seven fields are the calibrated decode-step mechanisms (docs/calibration.md §1); their
+Batch-dependent weight traffic (docs/models.md §6): an MoE step streams the dense part `weight_time_s`
+plus the expected share 1 − (1 − q)^N of the routed experts a GPU holds (`expert_weight_time_s`), N the
+tokens of the step; local-attention layers (`kv_window_*`) hold and read at most their window.
+
+The last eight fields are the calibrated decode-step mechanisms (docs/calibration.md §1); their
 defaults (zero) leave the iteration time and power exactly as the paper's equations give them.
 """
 
@@ -56,7 +60,7 @@ class Profile(NamedTuple):
     kv_block_tokens: jax.Array  # KV block size blk (tokens); integer-valued
     kv_blocks: jax.Array  # KV-cache budget in blocks; integer-valued
     max_slots: jax.Array  # compute cap: sequences at C_cal; <= 0 means no cap; integer-valued
-    tp: jax.Array  # tensor-parallel GPUs per instance; integer-valued
+    tp: jax.Array  # GPUs per instance (tensor × data parallel; the paper: TP); integer-valued
     power_model: jax.Array  # LOGISTIC_POWER or TDP_FRACTION_POWER
     power_idle_w: jax.Array  # logistic P_idle per GPU (W)
     power_nominal_w: jax.Array  # logistic P_nom per GPU (W)
@@ -72,10 +76,18 @@ class Profile(NamedTuple):
     price_per_gpu_hour: jax.Array  # $ per GPU-hour
     min_concurrency: jax.Array  # floor on n_max (paper planner clamps roofline profiles to 1); 0 = none
     max_context_tokens: jax.Array  # the model's maximum context (tokens); 0 = unknown (no limit applied)
+    expert_weight_time_s: jax.Array  # time to stream every routed expert one GPU holds, all MoE layers (s)
+    expert_touch_probability: jax.Array  # q = k/E: chance one token routes to a given expert; 0 = dense
+    kv_window_tokens: jax.Array  # tokens a local-attention layer keeps (window or chunk); 0 = none
+    kv_window_share: jax.Array  # share of the KV bytes per token in local-attention layers
+    kv_window_read_tokens: jax.Array  # mean tokens a local-attention layer reads per step, at most
     step_overhead_s: jax.Array  # t_step: fixed time per decode step (s)
     sequence_overhead_s: jax.Array  # t_seq: time per running sequence per step (s)
     comm_time_s: jax.Array  # tensor-parallel all-reduce latency per step, 2L·t_ar (s)
     comm_time_per_token_s: jax.Array  # all-reduce transfer time per token through the linears (s)
+    attention_latency_s: (
+        jax.Array
+    )  # latency-bound attention: step time per token of mean context, all layers (s)
     prefill_tokens_per_output: jax.Array  # r: prompt tokens prefilled per output token (interleaved)
     power_memory_coefficient: jax.Array  # a: utilization power per unit memory activity
     power_compute_coefficient: jax.Array  # b: utilization power per unit compute activity
@@ -89,7 +101,14 @@ class Profile(NamedTuple):
         return cls(**{f: jnp.asarray(values[f], dtype=dtype) for f in cls._fields})
 
 
-FIELD_DEFAULTS = {"max_context_tokens": 0.0}  # fields a mapping may leave out (0: no model context limit)
+FIELD_DEFAULTS = {  # fields a mapping may leave out: no model context limit, no experts, global attention
+    "max_context_tokens": 0.0,
+    "expert_weight_time_s": 0.0,
+    "expert_touch_probability": 0.0,
+    "kv_window_tokens": 0.0,
+    "kv_window_share": 0.0,
+    "kv_window_read_tokens": 0.0,
+}
 
 
 # Fields that are continuous physical parameters (elasticities are reported for these when a
@@ -107,7 +126,7 @@ CONTINUOUS_FIELDS = (
     "power_x0",
 )
 
-MECHANISM_FIELDS = Profile._fields[-7:]  # the calibrated decode-step mechanisms; 0 = off
+MECHANISM_FIELDS = Profile._fields[-8:]  # the calibrated decode-step mechanisms; 0 = off
 
 # Defaults for fields a calibrated (logistic-power) profile does not need.
 LOGISTIC_DEFAULTS = {

@@ -3,6 +3,7 @@
 import hashlib
 import math
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,14 @@ from sweep.calibration.measurements import Measurements, read_measurements
 from sweep.catalogs import model_catalog
 from sweep.errors import MissingFieldError, SweepInputError, SweepWarning, UnknownNameError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "sweep" / "data" / "measurements" / "mlenergy-v3-chat.csv"
+DATA = Path(__file__).resolve().parents[2] / "sweep" / "data" / "measurements"
+SHIPPED = DATA / "mlenergy-v3-chat.csv"
+FAMILIES = DATA / "mlenergy-v3-families.csv"
+FAMILY_MODELS = ("qwen3-8b", "qwen3-14b", "qwen3-30b-a3b", "gpt-oss-20b", "llama-4-scout", "gemma-3-12b")
+needs_families = pytest.mark.skipif(
+    not set(FAMILY_MODELS) <= set(model_catalog().names()),
+    reason="the families file's models are not all in the catalog yet",
+)
 HEADER = "gpu,model,tp,concurrency,output_tokens,tokens_per_second,power_w"
 ROW = "H100,llama-3.1-8b,1,32,400,3000,650"
 
@@ -206,3 +214,119 @@ def test_quoted_and_blank_lines(tmp_path):
     text = f'{HEADER},source\r\n\r\n{ROW},"a, b\nc"\r\n{ROW},x\r\n'
     m = read_measurements(write(tmp_path, text))
     assert [r["where"].rsplit(":", 1)[1] for r in m.rows] == ["3", "5"] and m.rows[0]["source"] == "a, b\nc"
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@needs_families
+def test_shipped_families_file_reads():
+    m = read_measurements(FAMILIES)
+    assert len(m) == 148
+    assert Counter(r["task"] for r in m.rows) == {"lm-arena-chat": 64, "gpqa": 60, "sourcegraph-fim": 24}
+    assert {r["model"] for r in m.rows} == set(FAMILY_MODELS)
+    assert {r["weight_dtype"] for r in m.rows if r["model"] == "gpt-oss-20b"} == {"mxfp4"}
+    assert all(r["model_id"] for r in m.rows) and (m.column("data_parallel") == 1).all()
+    scout = [r for r in m.rows if r["model"] == "llama-4-scout"]
+    assert {r["model_id"] for r in scout} == {"meta-llama/Llama-4-Scout-17B-16E-Instruct"}
+    ep4 = [r for r in scout if r["expert_parallel"] == 4]
+    assert len(ep4) == 10 and {(r["tp"], r["num_gpus"], r["replicas"]) for r in ep4} == {(4.0, 4.0, 1.0)}
+    assert all(r["raw"]["tp"] == "1" for r in ep4)  # the published TP, kept for writing back
+    ep = m.column("expert_parallel") > 1
+    assert (m.column("tp")[ep] == m.column("num_gpus")[ep]).all() and (m.column("replicas") == 1).all()
+    assert np.isnan(m.column("prompt_tokens")).all()
+    assert m.files == ({"path": str(FAMILIES), "sha256": sha256(FAMILIES), "rows": 148},)
+
+
+@needs_families
+def test_shipped_files_read_together():
+    m = read_measurements([SHIPPED, FAMILIES])
+    assert len(m) == 78 + 148
+    assert [r["where"] for r in m.rows[:78]] == [f"{SHIPPED}:{i}" for i in range(2, 80)]
+    assert [r["where"] for r in m.rows[78:]] == [f"{FAMILIES}:{i}" for i in range(2, 150)]
+    assert {r["task"] for r in m.rows[:78]} == {"lm-arena-chat"} and {r["model_id"] for r in m.rows[:78]} == {
+        ""
+    }
+    assert m.files == (
+        {"path": str(SHIPPED), "sha256": sha256(SHIPPED), "rows": 78},
+        {"path": str(FAMILIES), "sha256": sha256(FAMILIES), "rows": 148},
+    )
+    assert m.columns[:2] == ("source", "gpu") and {"task", "model_id", "expert_parallel"} <= set(m.columns)
+
+
+def test_new_column_defaults(tmp_path):
+    (row,) = read_one(tmp_path, HEADER, ROW).rows
+    assert row["task"] == "lm-arena-chat" and row["model_id"] == ""
+    assert row["expert_parallel"] == 1.0 and row["data_parallel"] == 1.0 and row["replicas"] == 1.0
+    header = HEADER + ",task,model_id,expert_parallel,data_parallel,num_gpus"
+    m = read_one(tmp_path, header, ROW + ",,x/y,,,", ROW + ",gpqa, Org/Model-1B ,1,1,", ROW + ",,,1,1,4")
+    assert [r["task"] for r in m.rows] == ["lm-arena-chat", "gpqa", "lm-arena-chat"]
+    assert [r["model_id"] for r in m.rows] == ["x/y", "Org/Model-1B", ""]
+    assert list(m.column("replicas")) == [1, 1, 4] and list(m.column("tp")) == [1, 1, 1]
+    assert (m.column("expert_parallel") == 1).all() and (m.column("data_parallel") == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("tp", "num_gpus", "ep", "dp", "expected"),
+    [
+        ("1", "2", "2", "1", (2, 2)),  # vLLM expert parallelism as ML.ENERGY publishes it (TP 1)
+        ("4", "4", "4", "", (4, 4)),  # the attention TP given
+        ("4", "", "4", "1", (4, 4)),  # num_gpus blank: tp x data_parallel
+        ("1", "4", "4", "2", (2, 4)),  # attention TP = num_gpus / data_parallel
+        ("2", "4", "", "2", (2, 4)),
+        ("2", "", "1", "2", (2, 4)),
+        ("1", "8", "2", "8", (1, 8)),
+    ],
+)
+def test_instance_layout(tmp_path, tp, num_gpus, ep, dp, expected):
+    header = "gpu,model,tp,num_gpus,expert_parallel,data_parallel,concurrency,output_tokens,tokens_per_second,power_w"
+    (row,) = read_one(tmp_path, header, f"H100,llama-3.1-8b,{tp},{num_gpus},{ep},{dp},32,400,3000,650").rows
+    assert (row["tp"], row["num_gpus"]) == expected and row["replicas"] == 1.0
+    assert row["raw"]["tp"] == tp
+
+
+@pytest.mark.parametrize(
+    ("column", "tp", "num_gpus", "ep", "dp", "task", "allowed"),
+    [
+        ("task", "1", "1", "1", "1", "chat", "lm-arena-chat, gpqa, sourcegraph-fim"),
+        ("task", "1", "1", "1", "1", "GPQA", "lm-arena-chat, gpqa, sourcegraph-fim"),
+        ("expert_parallel", "1", "4", "3", "1", "", "divisors of num_gpus = 4: 1, 2, 4"),
+        ("expert_parallel", "1", "4", "8", "1", "", "divisors of num_gpus = 4: 1, 2, 4"),
+        ("expert_parallel", "1", "", "4", "1", "", "divisors of num_gpus = 1 (blank: tp x data_parallel): 1"),
+        ("data_parallel", "1", "4", "1", "3", "", "divisors of num_gpus = 4: 1, 2, 4"),
+        ("data_parallel", "1", "4", "4", "8", "", "divisors of num_gpus = 4: 1, 2, 4"),
+        ("tp", "2", "4", "4", "1", "", "1 or num_gpus / data_parallel = 4"),
+        ("tp", "2", "8", "1", "2", "", "1 or num_gpus / data_parallel = 4"),
+        ("tp", "3", "4", "2", "1", "", "1 or num_gpus / data_parallel = 4"),
+        ("expert_parallel", "1", "2", "1.5", "1", "", "finite integers >= 1"),
+        ("expert_parallel", "1", "2", "0", "1", "", "finite integers >= 1"),
+        ("expert_parallel", "1", "2", "two", "1", "", "finite integers >= 1"),
+        ("data_parallel", "1", "2", "2", "0", "", "finite integers >= 1"),
+        ("data_parallel", "1", "2", "2", "-1", "", "finite integers >= 1"),
+    ],
+)
+def test_bad_layout_or_task(tmp_path, column, tp, num_gpus, ep, dp, task, allowed):
+    header = HEADER + ",num_gpus,expert_parallel,data_parallel,task"
+    good = ROW + ",2,2,1,gpqa"
+    bad = f"H100,llama-3.1-8b,{tp},32,400,3000,650,{num_gpus},{ep},{dp},{task}"
+    msg = one_line_error(tmp_path, header, good, bad)
+    value = {"tp": tp, "expert_parallel": ep, "data_parallel": dp, "task": task}[column]
+    assert f"m.csv:3: column '{column}': got {value!r}; allowed: {allowed}" in msg
+
+
+def test_files_concatenate_with_hashes(tmp_path):
+    first = write(tmp_path, f"{HEADER}\n{ROW}\n", "a.csv")
+    second = write(
+        tmp_path,
+        f"{HEADER},num_gpus,expert_parallel,task,model_id\n{ROW.replace(',1,', ',2,', 1)},2,2,gpqa,Org/M\n"
+        f"{ROW},,,sourcegraph-fim,\n",
+        "b.csv",
+    )
+    m = read_measurements([first, second])
+    assert [f["path"] for f in m.files] == [first, second] and [f["rows"] for f in m.files] == [1, 2]
+    assert [f["sha256"] for f in m.files] == [sha256(first), sha256(second)]
+    assert [r["task"] for r in m.rows] == ["lm-arena-chat", "gpqa", "sourcegraph-fim"]
+    assert [r["model_id"] for r in m.rows] == ["", "Org/M", ""]
+    assert list(m.column("tp")) == [1, 2, 1] and list(m.column("expert_parallel")) == [1, 2, 1]
+    assert m.columns == (*HEADER.split(","), "num_gpus", "expert_parallel", "task", "model_id")

@@ -1,6 +1,7 @@
 """Model catalog, parameter counting (paper and physical rules), KV bytes, HF import, dense family."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ from sweep.catalogs.llms import (
 from sweep.catalogs.setups import serving_config
 from sweep.errors import MissingFieldError, SweepInputError, UnknownNameError
 from sweep.physics.architecture import (
+    ARCH_FIELDS,
     dense_family,
     flops_per_token,
     kv_bytes_per_token,
@@ -38,6 +40,13 @@ IDS = [
     "qwen3-235b-a22b",
     "deepseek-v3",
     "mixtral-8x7b",
+    "gpt-oss-20b",
+    "gpt-oss-120b",
+    "llama-4-scout",
+    "llama-4-maverick",
+    "gemma-3-12b",
+    "gemma-3-27b",
+    "qwen3-coder-480b-a35b",
 ]
 
 
@@ -264,6 +273,196 @@ def test_hf_import_missing_required_field(tmp_path):
         import_hf_config(path)
     with pytest.raises(SweepInputError, match="does not exist"):
         import_hf_config(tmp_path / "nope.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# Published config.json files (tests/data/model-configs): gpt-oss, Llama-4, Gemma-3, Qwen3-Coder
+
+CONFIGS = Path(__file__).resolve().parent.parent / "data" / "model-configs"
+SHARED_CONFIGS = [
+    "gpt-oss-20b",
+    "gpt-oss-120b",
+    "llama-4-scout",
+    "llama-4-maverick",
+    "gemma-3-12b",
+    "gemma-3-27b",
+    "qwen3-coder-480b-a35b",
+]
+
+
+@pytest.mark.parametrize("name", SHARED_CONFIGS)
+def test_published_config_import_equals_catalog(name):
+    imported = import_hf_config(CONFIGS / f"{name}.json", name=name).field_values()
+    ref = get_model(name).field_values()
+    for k in ARCH_FIELDS:
+        assert imported[k] == ref[k], k
+
+
+def test_published_config_parameter_counts():
+    # (total, active) in billions, published. Text model only: Llama-4's 109 B / 400 B and Gemma-3's
+    # model cards include the vision encoder (Scout text-only: 107.8 B).
+    want = {
+        "gpt-oss-20b": (20.91, 3.61),
+        "gpt-oss-120b": (116.83, 5.13),
+        "llama-4-scout": (109.0, 17.0),
+        "llama-4-maverick": (400.0, 17.0),
+        "qwen3-coder-480b-a35b": (480.0, 35.0),
+        "gemma-3-12b": (11.8, 11.8),
+        "gemma-3-27b": (27.0, 27.0),
+    }
+    for name, (tot, act) in want.items():
+        c = counts(name, "physical")
+        assert c["total"] / 1e9 == pytest.approx(tot, rel=0.02), name
+        # OpenAI's model card counts active parameters without the input embedding table (active MLP
+        # + attention + unembedding): our `streamed`; the other cards count the embedding in.
+        active = c["streamed"] if name.startswith("gpt-oss") else c["active"]
+        assert active / 1e9 == pytest.approx(act, rel=0.02), name
+    # gpt-oss: what the rule leaves out is the expert, router and o_proj biases and the attention sinks
+    # (OpenAI's 116.83 B has them): 36·(128·(2·2880 + 2880) + 128 + 2880 + 64) = 39_920_832
+    assert counts("gpt-oss-120b", "physical")["total"] + 39_920_832 == pytest.approx(116.83e9, abs=0.005e9)
+    assert counts("gpt-oss-120b", "physical")["active"] - counts("gpt-oss-120b", "physical")["streamed"] == (
+        201088 * 2880
+    )
+
+
+def test_published_config_layer_types():
+    fields = (
+        "n_window_layers",
+        "attention_window_tokens",
+        "chunked_attention",
+        "n_dense_layers",
+        "n_shared_experts",
+        "shared_intermediate_size",
+        "mxfp4_experts",
+        "tie_word_embeddings",
+        "qk_norm",
+        "attention_bias",
+    )
+    want = {
+        "gpt-oss-20b": (12, 128, 0, 0, 0, 0, 1, 0, 0, 1),
+        "gpt-oss-120b": (18, 128, 0, 0, 0, 0, 1, 0, 0, 1),
+        "llama-4-scout": (36, 8192, 1, 0, 1, 8192, 0, 0, 0, 0),
+        "llama-4-maverick": (36, 8192, 1, 24, 1, 8192, 0, 0, 0, 0),
+        "gemma-3-12b": (40, 1024, 0, 0, 0, 0, 0, 1, 1, 0),
+        "gemma-3-27b": (52, 1024, 0, 0, 0, 0, 0, 1, 1, 0),
+        "qwen3-coder-480b-a35b": (0, 0, 0, 0, 0, 0, 0, 0, 1, 0),
+    }
+    for name, values in want.items():
+        e = import_hf_config(CONFIGS / f"{name}.json", name=name)
+        assert {k: e.value(k) for k in fields} == dict(zip(fields, values)), name
+    scout, maverick = get_model("llama-4-scout"), get_model("llama-4-maverick")
+    assert scout.value("moe_intermediate_size") == maverick.value("moe_intermediate_size") == 8192
+    assert scout.value("intermediate_size") == maverick.value("intermediate_size") == 16384  # dense FFN
+
+
+def test_served_ids_resolve():
+    served = {
+        "openai/gpt-oss-20b": "gpt-oss-20b",
+        "gpt-oss-20b": "gpt-oss-20b",
+        "openai/gpt-oss-120b": "gpt-oss-120b",
+        "meta-llama/Llama-4-Scout-17B-16E-Instruct": "llama-4-scout",
+        "meta-llama/Llama-4-Scout-17B-16E": "llama-4-scout",
+        "Llama-4-Scout": "llama-4-scout",
+        "meta-llama/Llama-4-Maverick-17B-128E-Instruct": "llama-4-maverick",
+        "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": "llama-4-maverick",
+        "meta-llama/Llama-4-Maverick-17B-128E": "llama-4-maverick",
+        "google/gemma-3-12b-it": "gemma-3-12b",
+        "google/gemma-3-12b-pt": "gemma-3-12b",
+        "google/gemma-3-27b-it": "gemma-3-27b",
+        "google/gemma-3-27b-pt": "gemma-3-27b",
+        "Qwen/Qwen3-Coder-480B-A35B-Instruct": "qwen3-coder-480b-a35b",
+        "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8": "qwen3-coder-480b-a35b",
+        "deepseek-ai/DeepSeek-V3.1": "deepseek-v3",
+        "deepseek-ai/DeepSeek-R1": "deepseek-v3",
+        "deepseek-ai/DeepSeek-R1-0528": "deepseek-v3",
+        "DeepSeek-R1": "deepseek-v3",
+        "DeepSeek-V3.1": "deepseek-v3",
+        "Qwen/Qwen3-Coder-30B-A3B-Instruct": "qwen3-30b-a3b",
+        "Qwen/Qwen3-30B-A3B-Instruct-2507": "qwen3-30b-a3b",
+        "Qwen/Qwen3-30B-A3B-Thinking-2507": "qwen3-30b-a3b",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507": "qwen3-235b-a22b",
+        "Qwen/Qwen3-235B-A22B-Thinking-2507": "qwen3-235b-a22b",
+        "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": "qwen3-235b-a22b",
+        "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",
+        "Llama-3.3-70B": "llama-3.1-70b",
+    }
+    cat = default_model_catalog()
+    for served_id, name in served.items():
+        assert cat.get(served_id).name == name, served_id
+        assert cat.get(served_id.upper()).name == name, served_id
+
+
+def test_aliases_name_one_model_each():
+    owner = {}
+    for e in default_model_catalog().entries.values():
+        for a in {e.name.lower(), *(a.lower() for a in e.aliases)}:
+            assert owner.setdefault(a, e.name) == e.name, f"'{a}' names {owner[a]} and {e.name}"
+
+
+def _import(tmp_path, cfg, name="m"):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    return import_hf_config(path, name=name)
+
+
+def test_hf_import_local_attention_variants(tmp_path):
+    llama4 = json.loads((CONFIGS / "llama-4-maverick.json").read_text())
+    text = llama4["text_config"]
+    # no no_rope_layers: transformers' default, every 4th layer global
+    e = _import(tmp_path, {**llama4, "text_config": {k: v for k, v in text.items() if k != "no_rope_layers"}})
+    assert (e.value("n_window_layers"), e.value("chunked_attention")) == (36, 1)
+    # no attention_chunk_size: all layers global
+    e = _import(tmp_path, {**llama4, "text_config": {**text, "attention_chunk_size": None}})
+    assert (e.value("n_window_layers"), e.value("attention_window_tokens"), e.value("chunked_attention")) == (
+        0,
+        0,
+        0,
+    )
+    # layer_types (newer transformers) win; moe_layers lists the MoE layers
+    types = ["chunked_attention", "full_attention"] * 24
+    e = _import(tmp_path, {**llama4, "text_config": {**text, "layer_types": types, "moe_layers": [3, 7, 99]}})
+    assert (e.value("n_window_layers"), e.value("attention_window_tokens")) == (24, 8192)
+    assert e.value("n_dense_layers") == 46
+    # Gemma-3: pattern 4 -> 12 global of 48; an explicit untied head is kept
+    gemma = json.loads((CONFIGS / "gemma-3-12b.json").read_text())
+    e = _import(
+        tmp_path,
+        {
+            **gemma,
+            "text_config": {
+                **gemma["text_config"],
+                "sliding_window_pattern": 4,
+                "tie_word_embeddings": False,
+            },
+        },
+    )
+    assert (e.value("n_window_layers"), e.value("tie_word_embeddings")) == (36, 0)
+    # sliding layers without a window
+    gpt = json.loads((CONFIGS / "gpt-oss-20b.json").read_text())
+    with pytest.raises(MissingFieldError, match="sliding_window"):
+        _import(tmp_path, {**gpt, "sliding_window": None})
+    with pytest.raises(MissingFieldError, match="attention_window_tokens"):
+        load_model_catalog(
+            inline={"w": {**model_table(get_model("gpt-oss-20b")), "attention_window_tokens": 0}}
+        )
+    # all-full layer_types (Qwen3 configs of newer transformers): no local layers
+    e = _import(
+        tmp_path, {**HF["qwen3-235b-a22b"], "layer_types": ["full_attention"] * 94, "sliding_window": None}
+    )
+    assert e.value("n_window_layers") == 0
+
+
+def test_hf_import_shared_expert_width(tmp_path):
+    qwen = json.loads((CONFIGS / "qwen3-coder-480b-a35b.json").read_text())
+    e = _import(tmp_path, qwen)
+    assert (e.value("n_shared_experts"), e.value("shared_intermediate_size")) == (0, 0)
+    e = _import(tmp_path, {**qwen, "model_type": "qwen2_moe", "shared_expert_intermediate_size": 20480})
+    assert (e.value("n_shared_experts"), e.value("shared_intermediate_size")) == (1, 20480)
+    assert e.value("attention_bias") == 1
+    gpt = json.loads((CONFIGS / "gpt-oss-20b.json").read_text())
+    e = _import(tmp_path, {**gpt, "quantization_config": {"quant_method": "fp8"}, "attention_bias": False})
+    assert (e.value("mxfp4_experts"), e.value("attention_bias")) == (0, 0)
 
 
 def test_user_model_missing_field_inline():

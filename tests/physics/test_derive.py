@@ -209,7 +209,15 @@ def test_physical_consistent_moe_weight_time_and_dispatch_overhead():
     streamed = float(base["params_streamed"])
     kv_proj_extra = 94 * 2 * 4096 * 4 * 128 * 2 * (1 / 4 - 1 / 8)
     want = (streamed * 2 / 8 + kv_proj_extra) / (0.8 * 3.35e12) + 3e-6 * 94
-    assert float(base["weight_time_s"]) == pytest.approx(want, rel=1e-12)
+    # at one token the batch-dependent law gives the top-k experts: W_s + W_E·q = the batch-1 weight time
+    q_touch = float(base["expert_touch_probability"])
+    assert q_touch == 8 / 128
+    batch1 = float(base["weight_time_s"] + base["expert_weight_time_s"] * q_touch)
+    assert batch1 == pytest.approx(want, rel=1e-12)
+    # W_E: every routed expert of the GPU's 1/8 share, 94 layers × 128 experts × 3·4096·1536 at 2 B
+    assert float(base["expert_weight_time_s"]) == pytest.approx(
+        94 * 128 * 3 * 4096 * 1536 * 2 / 8 / (0.8 * 3.35e12), rel=1e-12
+    )
     extra = quantities_for(
         "H100", "qwen3-235b-a22b", convention="physical", tp=8, moe_dispatch_overhead_s=10e-6
     )

@@ -56,7 +56,7 @@ def test_mechanism_table_is_consistent():
         assert m.lower <= m.neutral <= m.upper and m.lower <= m.fixed <= m.upper, name
         assert m.lower < m.upper and m.unit and m.meaning, name
         assert derive.SERVING_DEFAULTS[name] == m.neutral, name
-    assert len(MECHANISM_FIELDS) == 7 and MECHANISM_FIELDS == Profile._fields[-7:]
+    assert len(MECHANISM_FIELDS) == 8 and MECHANISM_FIELDS == Profile._fields[-8:]
 
 
 @pytest.mark.parametrize(("gpu", "model", "serving"), SETUPS)
