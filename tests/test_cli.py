@@ -233,8 +233,15 @@ def test_every_variable_and_coordinate_is_labelled(tmp_path, spec):
 # sweep calibrate / sweep predict
 
 MEASURED = ROOT / "sweep" / "data" / "measurements" / "mlenergy-v3-chat.csv"
+FAMILIES = ROOT / "sweep" / "data" / "measurements" / "mlenergy-v3-families.csv"
 MEAS_HEADER = "gpu,model,tp,concurrency,output_tokens,tokens_per_second,power_w"
 MEAS_ROW = "H100,llama-3.1-8b,1,32,400,3000,650"
+
+
+MOE_HEADER = (
+    "gpu,model,tp,num_gpus,expert_parallel,data_parallel,concurrency,output_tokens,tokens_per_second,power_w"
+)
+MOE_ROW = "H100,qwen3-30b-a3b,1,2,2,1,16,500,800,1200"
 
 
 def _cell(column: str, value: str) -> str:
@@ -264,7 +271,30 @@ BAD_MEASUREMENTS = {
     ),
     "too few rows": (
         f"{MEAS_HEADER}\n{MEAS_ROW}\n",
-        r": 1 rows give 2 residuals, not more than the 6 parameters",
+        r": 1 rows give 2 residuals, not more than the 7 parameters",
+    ),
+    # issue #20: the new columns and layouts
+    "unknown task": (
+        f"{MEAS_HEADER},task\n{MEAS_ROW},gpqa\n{MEAS_ROW},math\n",
+        r":3: column 'task': got 'math'; allowed: lm-arena-chat, gpqa, sourcegraph-fim",
+    ),
+    "EP not dividing the experts": (
+        f"{MOE_HEADER}\n{MOE_ROW}\nH100,qwen3-30b-a3b,1,6,6,3,16,500,800,1200\n",
+        r":3: columns 'tp', 'num_gpus', 'expert_parallel', 'data_parallel': expert_parallel=6 for qwen3-30b-a3b: "
+        r"must divide n_experts=128",
+    ),
+    "EP larger than the instance": (
+        f"{MOE_HEADER}\n{MOE_ROW}\nH100,qwen3-30b-a3b,1,2,4,1,16,500,800,1200\n",
+        r":3: column 'expert_parallel': got '4'",
+    ),
+    "EP on a dense model": (
+        f"{MOE_HEADER}\n{MOE_ROW}\nH100,qwen3-8b,1,2,2,1,16,500,800,1200\n",
+        r":3: columns 'tp', 'num_gpus', 'expert_parallel', 'data_parallel': expert_parallel=2 for qwen3-8b: "
+        r"a dense model has no experts",
+    ),
+    "mxfp4 on a model without MXFP4 experts": (
+        f"{MEAS_HEADER},weight_dtype\n{MEAS_ROW},bf16\n{MEAS_ROW},mxfp4\n",
+        r":3: column 'weight_dtype': weight_dtype 'mxfp4' for llama-3.1-8b: its checkpoint does not store MXFP4",
     ),
 }
 
@@ -313,29 +343,31 @@ def test_calibrate_then_predict(tmp_path, capsys):
     from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS
 
     cal = tmp_path / "cal.toml"
-    assert main(["calibrate", str(MEASURED), "-o", str(cal)]) == 0
+    assert main(["calibrate", str(MEASURED), str(FAMILIES), "-o", str(cal)]) == 0
     captured = capsys.readouterr()
     out = captured.out
-    assert "fitted bandwidth_efficiency, step_overhead_s" in out and "per gpu on 78 rows" in out
+    assert "fitted bandwidth_efficiency, step_overhead_s" in out and "per gpu on 226 rows" in out
     assert f"prompt_tokens: blank in the data; assumed {ASSUMED_PROMPT_TOKENS:g} tokens" in out
+    assert (
+        "prompt_tokens of task gpqa: fitted" in out and "prompt_tokens of task sourcegraph-fim: fitted" in out
+    )
     assert "in-sample: median |ln(predicted / measured)|" in out
     table = out[out.index("in-sample") :].splitlines()
     assert table[1].split() == ["gpu", "rows", "tok/J", "tok/s", "power", "ITL", "tok/J", "bias"]
-    assert [line.split()[:2] for line in table[2:4]] == [["B200", "37"], ["H100", "41"]]
+    assert [line.split()[:2] for line in table[2:4]] == [["B200", "92"], ["H100", "134"]]
     assert f"wrote {cal}" in out
     warned = captured.err.strip().splitlines()
     assert warned and all(line.startswith("sweep: warning: ") for line in warned)
-    assert any("H100.power_idle_fraction and H100.power_memory_coefficient" in line for line in warned)
+    assert any("H100.attention_latency_s" in line for line in warned)
 
     written, shipped = load_calibration(cal), load_calibration("mlenergy-v3")
     assert written.fitted == shipped.fitted and set(written.groups) == set(shipped.groups)
     for g, group in shipped.groups.items():
         for n, v in group["values"].items():
             assert written.groups[g]["values"][n] == pytest.approx(v, rel=1e-6, abs=1e-12), (g, n)
-    assert (
-        tomllib.loads(cal.read_text())["data"][0]["sha256"]
-        == tomllib.loads(BUILTIN["mlenergy-v3"].read_text())["data"][0]["sha256"]
-    )
+    assert [d["sha256"] for d in tomllib.loads(cal.read_text())["data"]] == [
+        d["sha256"] for d in tomllib.loads(BUILTIN["mlenergy-v3"].read_text())["data"]
+    ]
 
     pred = tmp_path / "pred.csv"
     assert main(["predict", str(MEASURED), "--calibration", str(cal), "-o", str(pred)]) == 0

@@ -90,3 +90,21 @@ def test_acceptance_targets(report):
         assert lomo["**pooled**"][gpu] == rows[gpu]["leave-one-model-out tok/J (%), pooled"]
     assert "NOT met" not in text
     assert TARGET_IN_SAMPLE == 0.15 and TARGET_LOMO == 0.25
+
+
+def test_families_section_per_family_task_and_gpu(tmp_path):
+    """REPORT.md's modern-architecture section: every shipped (model, task, GPU) group, in-sample within the
+    issue #20 target, and at most 2 % of the runs predicted beyond the KV capacity."""
+    from sweep.reproduce import TARGET_FAMILY, measured_families
+
+    text = measured_families(tmp_path)
+    assert text.startswith("## Measured reality — modern architectures")
+    rows = table_after(text, "family")
+    assert {r["model"] for r in rows} >= {"qwen3-30b-a3b", "gpt-oss-20b", "llama-4-scout", "gemma-3-12b"}
+    assert {r["task"] for r in rows} == {"lm-arena-chat", "gpqa", "sourcegraph-fim"}
+    assert sum(int(r["runs"]) for r in rows) == 78 + 148
+    for r in rows:
+        assert percent(r["tok/J (%)"]) <= 100 * TARGET_FAMILY, r
+        assert percent(r["ITL (%)"]) <= 100 * TARGET_FAMILY, r
+    not_fit = sum(int(r["runs"]) * float(r["not fit"].rstrip(" %")) / 100 for r in rows)
+    assert not_fit <= 0.02 * (78 + 148)

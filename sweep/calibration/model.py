@@ -64,7 +64,8 @@ def row_inputs(measurements) -> RowInputs:
                 )
                 setups.check_setup(g, m, serving)
             except SweepInputError as exc:
-                raise SweepInputError(f"{row['where']}: {exc}") from None
+                columns = _SETUP_COLUMNS.get(type(exc).__name__, "")
+                raise type(exc)(f"{row['where']}: {columns}{exc}") from None
             tables[key] = tuple(
                 {k: np.asarray(v) for k, v in d.items()} for d in (g.arrays(), m.arrays(), serving)
             )
@@ -85,6 +86,12 @@ def row_inputs(measurements) -> RowInputs:
         output_tokens=col("output_tokens"),
         replicas=col("replicas"),
     )
+
+
+_SETUP_COLUMNS = {  # the columns a failed setup check is about, by error type
+    "InvalidParallelismError": "columns 'tp', 'num_gpus', 'expert_parallel', 'data_parallel': ",
+    "UnsupportedDtypeError": "column 'weight_dtype': ",
+}
 
 
 def sequence_lengths(inputs: RowInputs, assumed_prompt_tokens):

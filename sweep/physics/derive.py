@@ -19,8 +19,8 @@ Conventions (docs/models.md §2 and §5):
 
 `physical` (default for new grids) — what vLLM allocates and what a decode step reads:
     W_s = W_pow = S / (η·BW) + t_layer·L + t_dispatch·L_moe
-          S = bytes per GPU streamed per step (sharded /TP): active weights (MoE: top-k experts + shared + attention +
-          dense layers) + LM head; quantised linears at the weight dtype, embeddings/head/norms/
+          S = bytes per GPU streamed per step besides the routed experts (sharded /TP): attention, dense
+          layers, shared experts, router, norms + LM head; quantised linears at the weight dtype, embeddings/head/norms/
           router at 16 bit; k/v projections replicated when TP > kv_heads and MLA down-projections
           replicated on every rank (vLLM ReplicatedLinear). η = 0.80, t_layer = 3 µs
           by default (same achievable-bandwidth assumptions as the planner, but serving keys).
@@ -43,9 +43,17 @@ Conventions (docs/models.md §2 and §5):
           logistic curve (power_model 0) is available only where a SKU has measured parameters
           (H100), and those were fitted to one model/TP (70B TP8), so it does not transfer across
           models; the TDP-fraction model follows each setup's roofline activity consistently.
-    FLOPs per token per GPU = 2·streamed_params/TP. KNOWN LIMIT: an MoE batch of n tokens touches
-          ~E·(1 − (1 − k/E)^n) distinct experts, not k; a Profile's W_s cannot depend on n, so the
-          physical MoE W_s is the batch-1 (lower) bound unless `moe_dispatch_overhead_s` is set.
+    FLOPs per token per GPU = 2·(streamed − routed active)/(TP·DP) + 2·routed active/(TP·DP).
+    mixture of experts, expert and data parallelism, MXFP4, local attention (docs/models.md §6):
+          W_s streams the dense part only; W_E = routed-expert bytes per GPU / (η·BW) and q = k/E go to
+          the Profile, and `sweep.physics.roofline` streams W_E·(1 − (1 − q)^n) per step of n tokens (the
+          batch-1 bound W_s + W_E·q at n = 1). An instance is DP attention ranks of TP GPUs (Profile `tp` =
+          TP·DP GPUs): attention, dense and shared weights /TP on every rank, routed experts /(TP·DP)
+          (EP shards whole experts, TP splits each), KV blocks DP × a rank's, H_s /DP (each rank reads
+          its own sequences), all-to-all dispatch/combine per MoE layer when DP > 1. MXFP4 experts
+          (`expert_weight_dtype_bytes` 4.25/8) beside 16-bit attention. Local-attention layers: their
+          share s of the KV bytes, window w (capacity) and w or w/2 (read: sliding or chunked).
+          The `paper` convention sets every one of these fields to 0 (its planner's rules above).
 
 Integer floors are done in int64 (float budget → floor → int64 → integer //); `relaxed=True`
 removes every floor (continuous relaxation for gradients).

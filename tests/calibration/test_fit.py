@@ -16,11 +16,14 @@ from sweep.calibration.fit import PROMPT, check_fit_names, emit_warnings, fit
 from sweep.calibration.measurements import read_measurements
 from sweep.calibration.model import predict, row_inputs
 from sweep.calibration.store import BUILTIN, from_fit
-from sweep.calibration.validation import errors, predictions
+from sweep.calibration.validation import errors, predictions, row_prompt_tokens
 from sweep.errors import InvalidValueError, SweepInputError, SweepWarning
 from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT, MECHANISMS
 
-SHIPPED = Path(__file__).resolve().parents[2] / "sweep" / "data" / "measurements" / "mlenergy-v3-chat.csv"
+DATA = Path(__file__).resolve().parents[2] / "sweep" / "data" / "measurements"
+CHAT = DATA / "mlenergy-v3-chat.csv"
+SHIPPED = [CHAT, DATA / "mlenergy-v3-families.csv"]  # what the shipped calibration is fitted on
+TASK_PROMPTS = ("gpqa", "sourcegraph-fim")  # tasks whose prompt length the default fit fits
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +32,21 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
+def chat():
+    return read_measurements(CHAT)
+
+
+def _prompts(measurements, result):
+    return row_prompt_tokens(measurements, result.prompt, result.prompt.get("value", ASSUMED_PROMPT_TOKENS))
+
+
+@pytest.fixture(scope="module")
 def shipped_fit(shipped):
     return fit(shipped)
 
 
 def test_in_sample_error_per_gpu(shipped, shipped_fit):
-    summary = errors(shipped, predictions(shipped, from_fit(shipped_fit), ASSUMED_PROMPT_TOKENS))
+    summary = errors(shipped, predictions(shipped, from_fit(shipped_fit), _prompts(shipped, shipped_fit)))
     assert set(summary) == {"H100", "B200"}
     for gpu, e in summary.items():
         assert e["tokens_per_joule"] <= 0.15, (gpu, e)
@@ -45,12 +57,22 @@ def test_in_sample_error_per_gpu(shipped, shipped_fit):
 def test_fit_layout(shipped, shipped_fit):
     f = shipped_fit
     assert (f.per, f.fitted, f.groups) == ("gpu", DEFAULT_FIT, ("B200", "H100"))  # groups in row order
-    assert f.rows == {"B200": 37, "H100": 41} and sum(f.rows.values()) == len(shipped)
-    assert f.parameters == tuple(f"{g}.{n}" for g in f.groups for n in DEFAULT_FIT)
-    assert f.correlation.shape == (12, 12)
+    assert f.rows == {"B200": 92, "H100": 134} and sum(f.rows.values()) == len(shipped)
+    k = len(DEFAULT_FIT)
+    assert f.parameters == tuple(f"{g}.{n}" for g in f.groups for n in DEFAULT_FIT) + tuple(
+        f"{PROMPT}.{t}" for t in TASK_PROMPTS
+    )
+    assert f.correlation.shape == (2 * k + 2, 2 * k + 2)
     np.testing.assert_allclose(np.diag(f.correlation), 1.0, rtol=1e-12)
-    np.testing.assert_array_equal(f.correlation[:6, 6:], 0.0)  # groups are independent
-    assert f.prompt == {"handling": "assumed", "value": ASSUMED_PROMPT_TOKENS}
+    np.testing.assert_allclose(f.correlation, f.correlation.T, atol=1e-12)
+    # the GPUs share only the task prompt lengths: their mechanisms are nearly independent
+    assert np.abs(f.correlation[:k, k : 2 * k]).max() < 0.5
+    # chat's prompt is the documented assumption; each other task's is fitted, with its standard error
+    assert {key: f.prompt[key] for key in ("handling", "value")} == {"handling": "assumed", "value": 100.0}
+    assert set(f.prompt["tasks"]) == set(TASK_PROMPTS)
+    for t in TASK_PROMPTS:
+        assert f.prompt["tasks"][t]["handling"] == "fitted" and f.prompt["tasks"][t]["standard_error"] > 0
+    assert f.prompt["tasks"]["sourcegraph-fim"]["value"] > 300  # fill-in-the-middle prompts are long
     for g in f.groups:
         assert list(f.values[g]) == list(MECHANISMS)
         for n, m in MECHANISMS.items():
@@ -75,12 +97,14 @@ def test_refit_is_deterministic(shipped, shipped_fit):
 
 def test_fit_reproduces_the_shipped_calibration(shipped, shipped_fit):
     """Guards sweep/data/calibrations/mlenergy-v3.toml against drift of the model, the data or the solver:
-    regenerate it with `sweep calibrate sweep/data/measurements/mlenergy-v3-chat.csv -o ...`."""
+    regenerate it with `sweep calibrate sweep/data/measurements/mlenergy-v3-{chat,families}.csv -o ...`."""
     doc = tomllib.loads(BUILTIN["mlenergy-v3"].read_text())
     assert doc["per"] == "gpu" and doc["fitted"] == list(DEFAULT_FIT)
     assert doc["prompt_tokens"] == shipped_fit.prompt
-    assert doc["data"] == [{**shipped.files[0], "path": doc["data"][0]["path"]}]  # same bytes (SHA-256), rows
-    assert doc["data"][0]["path"].endswith("mlenergy-v3-chat.csv")
+    assert doc["data"] == [
+        {**f, "path": d["path"]} for f, d in zip(shipped.files, doc["data"])
+    ]  # same bytes, rows
+    assert [Path(d["path"]).name for d in doc["data"]] == [p.name for p in SHIPPED]
     assert set(doc["groups"]) == set(shipped_fit.groups)
     for g in shipped_fit.groups:
         assert doc["groups"][g]["rows"] == shipped_fit.rows[g]
@@ -92,7 +116,7 @@ def test_fit_reproduces_the_shipped_calibration(shipped, shipped_fit):
     np.testing.assert_allclose(doc["correlation"]["matrix"], shipped_fit.correlation, atol=2e-6)
     assert doc["fit"]["cost"] == pytest.approx(shipped_fit.cost, rel=1e-6)
     assert doc["fit"]["warnings"] == shipped_fit.warnings
-    summary = errors(shipped, predictions(shipped, from_fit(shipped_fit), ASSUMED_PROMPT_TOKENS))
+    summary = errors(shipped, predictions(shipped, from_fit(shipped_fit), _prompts(shipped, shipped_fit)))
     for gpu, e in summary.items():
         for k, v in e.items():
             assert doc["residuals"][gpu][k] == pytest.approx(v, rel=1e-6), (gpu, k)
@@ -101,8 +125,8 @@ def test_fit_reproduces_the_shipped_calibration(shipped, shipped_fit):
 def test_standard_errors_of_identified_parameters(shipped_fit):
     f = shipped_fit
     flagged = {label for label in f.parameters if any(note.startswith(label) for note in f.warnings)}
-    identified = [label for label in f.parameters if label not in flagged]
-    assert len(identified) >= 8  # most of the 12 parameters are identified by the data
+    identified = [label for label in f.parameters if label not in flagged and not label.startswith(PROMPT)]
+    assert len(identified) >= 10  # most of the 14 mechanism parameters are identified by the data
     for label in identified:
         g, n = label.split(".", 1)
         value, se = f.values[g][n], f.standard_errors[g][n]
@@ -116,11 +140,10 @@ def test_standard_errors_of_identified_parameters(shipped_fit):
 
 def test_warnings_name_non_identified_parameters(shipped_fit):
     notes = shipped_fit.warnings
-    assert any(
-        "H100.power_idle_fraction and H100.power_memory_coefficient" in w and "cannot separate them" in w
-        for w in notes
-    ), notes
-    assert any("H100.power_memory_coefficient" in w and "at its bound" in w for w in notes), notes
+    # H100 shows no latency-bound attention (B200 does), and gpqa's prompt is too short to matter
+    assert any("H100.attention_latency_s" in w and "at its bound" in w for w in notes), notes
+    assert any("H100.power_memory_coefficient" in w and "not identified" in w for w in notes), notes
+    assert any("prompt_tokens.gpqa" in w for w in notes), notes
     assert all("\n" not in w for w in notes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -139,6 +162,7 @@ TRUTH = {  # per GPU, interior values (no bound)
         "power_idle_fraction": 0.35,
         "power_memory_coefficient": 0.5,
         "power_compute_coefficient": 0.3,
+        "attention_latency_s": 5e-8,
     },
     "B200": {
         "bandwidth_efficiency": 0.6,
@@ -147,27 +171,29 @@ TRUTH = {  # per GPU, interior values (no bound)
         "power_idle_fraction": 0.25,
         "power_memory_coefficient": 0.6,
         "power_compute_coefficient": 0.4,
+        "attention_latency_s": 1.5e-7,
     },
 }
 TRUE_PROMPT = 700.0
 
 
-def test_recovers_known_values_from_model_generated_data(shipped):
+def test_recovers_known_values_from_model_generated_data(chat):
     """Measurements generated by `predict` at known mechanisms and prompt length on the shipped setups
     (concurrency, output tokens): the fit, started at the priors and a 500-token prompt, finds them."""
     fixed = {n: m.fixed for n, m in MECHANISMS.items()}
-    per_row = [{**fixed, **TRUTH[r["gpu"]]} for r in shipped.rows]
+    per_row = [{**fixed, **TRUTH[r["gpu"]]} for r in chat.rows]
     mech = {n: jnp.asarray([v[n] for v in per_row]) for n in MECHANISMS}
-    pred = {k: np.asarray(v) for k, v in predict(row_inputs(shipped), mech, TRUE_PROMPT).items()}
+    pred = {k: np.asarray(v) for k, v in predict(row_inputs(chat), mech, TRUE_PROMPT).items()}
     rows = tuple(
         {**r, **{k: float(pred[k][i]) for k in ("tokens_per_second", "power_w", "itl_s")}}
-        for i, r in enumerate(shipped.rows)
+        for i, r in enumerate(chat.rows)
     )
-    synthetic = dataclasses.replace(shipped, rows=rows)
+    synthetic = dataclasses.replace(chat, rows=rows)
     result = fit(synthetic, names=(*DEFAULT_FIT, PROMPT), prompt_tokens=ASSUMED_PROMPT_TOKENS)
     assert result.prompt["handling"] == "fitted"
     assert result.prompt["value"] == pytest.approx(TRUE_PROMPT, rel=1e-8)
-    assert result.parameters[-1] == PROMPT and result.correlation.shape == (13, 13)
+    k = 2 * len(DEFAULT_FIT) + 1
+    assert result.parameters[-1] == f"{PROMPT}.lm-arena-chat" and result.correlation.shape == (k, k)
     assert result.cost < 1e-20
     for g, truth in TRUTH.items():
         for n, v in truth.items():
@@ -180,14 +206,14 @@ def test_recovers_known_values_from_model_generated_data(shipped):
 # grouping and errors
 
 
-def test_per_gpu_and_model_on_a_subset(shipped):
+def test_per_gpu_and_model_on_a_subset(chat):
     """--per gpu,model: one set per (GPU, model); rows that give their prompt length leave nothing to fit."""
     rows = tuple(
         {**r, "prompt_tokens": 400.0}
-        for r in shipped.rows
+        for r in chat.rows
         if r["gpu"] == "H100" and r["model"] in ("llama-3.1-8b", "qwen3-8b")
     )
-    subset = dataclasses.replace(shipped, rows=rows)
+    subset = dataclasses.replace(chat, rows=rows)
     names = ("bandwidth_efficiency", "step_overhead_s", "power_idle_fraction", PROMPT)
     result = fit(subset, names=names, per="gpu,model")
     assert result.per == "gpu,model" and result.groups == ("H100/llama-3.1-8b", "H100/qwen3-8b")
@@ -202,14 +228,14 @@ def test_per_gpu_and_model_on_a_subset(shipped):
     assert cal.for_setup("H100", "qwen3-14b")[2] == "projected"
 
 
-def test_fewer_residuals_than_parameters(shipped):
-    one = dataclasses.replace(shipped, rows=shipped.rows[:1])
+def test_fewer_residuals_than_parameters(chat):
+    one = dataclasses.replace(chat, rows=chat.rows[:1])
     with pytest.raises(SweepInputError) as info:
         fit(dataclasses.replace(one, rows=({**one.rows[0], "itl_s": math.nan},)))
     message = str(info.value)
-    assert "\n" not in message and str(SHIPPED) in message
-    assert "1 rows give 2 residuals, not more than the 6 parameters" in message
-    with pytest.raises(SweepInputError, match=r"1 rows give 3 residuals, not more than the 6 parameters"):
+    assert "\n" not in message and str(CHAT) in message
+    assert "1 rows give 2 residuals, not more than the 7 parameters" in message
+    with pytest.raises(SweepInputError, match=r"1 rows give 3 residuals, not more than the 7 parameters"):
         fit(one)  # with its ITL: 3 residuals
 
 

@@ -61,16 +61,27 @@ def reference(row: dict, mechanisms: dict, prompt: float, calibrated: bool = Tru
     )
     f = {k: float(v) for k, v in prof._asdict().items()}
     N = n * (1 + r)
-    kv_s = f["kv_time_per_seq_s"] * n * mean_len / f["calibration_context"]
-    memory_s = f["weight_time_s"] + kv_s
-    compute_s = N * f["flops_per_token"] / f["peak_flops"]
-    tau = (
+    share = f["kv_window_share"]  # local-attention layers hold and read at most their window
+    read_len = (1 - share) * mean_len + share * min(mean_len, f["kv_window_read_tokens"])
+    held = (1 - share) * mean_len + share * min(mean_len, f["kv_window_tokens"])
+    q = f["expert_touch_probability"]  # routed experts a step of n tokens touches, uniform routing
+    touched = 0.0 if q == 0 else (min(n, 1.0) if q >= 1 else 1 - (1 - q) ** n)
+    expert_s = f["expert_weight_time_s"] * touched
+    kv_s = f["kv_time_per_seq_s"] * n * read_len / f["calibration_context"]
+    memory_s = f["weight_time_s"] + expert_s + kv_s
+    seconds_per_token = f["flops_per_token"] / f["peak_flops"]
+    decode_compute_s = n * seconds_per_token  # the decode step's n tokens
+    prefill_s = n * r * seconds_per_token  # interleaved prefill: beside the decode step, not in max()
+    compute_s = N * seconds_per_token  # all N tokens through the linears (power activity)
+    decode_s = (
         f["step_overhead_s"]
         + n * f["sequence_overhead_s"]
         + f["comm_time_s"]
         + N * f["comm_time_per_token_s"]
-        + max(memory_s, compute_s)
+        + f["attention_latency_s"] * read_len
+        + max(memory_s, decode_compute_s)
     )
+    tau = decode_s + prefill_s
     tdp = gpu_catalog().get(row["gpu"]).value("tdp_w")
     if calibrated:
         a, b, idle = (
@@ -79,19 +90,20 @@ def reference(row: dict, mechanisms: dict, prompt: float, calibrated: bool = Tru
         )
         activity = min(max(a * memory_s / tau + b * compute_s / tau, 0.0), 1.0)
         gpu_w = tdp * (idle + (1 - idle) * activity)
-    else:  # the planner's TDP fraction: 0.43 + 0.43·min(1, (kv + compute) / (W + kv))
-        gpu_w = tdp * (0.43 + 0.43 * min(1.0, (kv_s + compute_s) / (f["power_weight_time_s"] + kv_s)))
+    else:  # the planner's TDP fraction: 0.43 + 0.43·min(1, (kv + compute) / (W + W_E·share + kv))
+        busy_s = f["power_weight_time_s"] + expert_s + kv_s
+        gpu_w = tdp * (0.43 + 0.43 * min(1.0, (kv_s + compute_s) / busy_s))
     tokens_per_s = replicas * n / tau
     power = replicas * tp * gpu_w
     return {
         "tokens_per_second": tokens_per_s,
         "power_w": power,
-        "itl_s": tau,
+        "itl_s": decode_s,  # the median ITL: the decode step alone
         "tokens_per_joule": tokens_per_s / power,
         "mean_context_tokens": mean_len,
         "kv_tokens": f["kv_blocks"] * f["kv_block_tokens"],
-        "fits": n * mean_len <= f["kv_blocks"] * f["kv_block_tokens"],
-        "_compute_bound": compute_s > memory_s,
+        "fits": n * held <= f["kv_blocks"] * f["kv_block_tokens"],
+        "_compute_bound": decode_compute_s > memory_s,
     }
 
 
@@ -148,9 +160,13 @@ def test_replicas_prompt_and_mean_context(tmp_path):
     np.testing.assert_array_equal(mean_len, [700.0, 1350.0, 2500.0, 1000.0])
     np.testing.assert_array_equal(ratio, [500 / 400, 4.0, 0.0, 4.0])
     values = {k: m.fixed for k, m in MECHANISMS.items()}
+    # the row model reads the derived `replicas` (num_gpus / tp), not num_gpus
+    assert [r["replicas"] for r in rows.rows] == [4.0, 1.0, 1.0, 1.0]
     got = check_against_reference(rows, lambda r: values, 500.0)
     one = check_against_reference(
-        dataclasses.replace(rows, rows=({**rows.rows[0], "num_gpus": 1.0},)), lambda r: values, 500.0
+        dataclasses.replace(rows, rows=({**rows.rows[0], "num_gpus": 1.0, "replicas": 1.0},)),
+        lambda r: values,
+        500.0,
     )
     assert got["tokens_per_second"][0] == pytest.approx(4 * one["tokens_per_second"][0], rel=1e-14)
     assert got["power_w"][0] == pytest.approx(4 * one["power_w"][0], rel=1e-14)
@@ -176,11 +192,12 @@ def test_fits_is_false_beyond_kv_capacity(tmp_path):
 BASE = {  # interior values: no bound, no kink of max(memory, compute) or of the power clip
     "bandwidth_efficiency": 0.7,
     "layer_overhead_s": 2e-6,
-    "flops_efficiency": 0.6,
+    "flops_efficiency": 0.4,  # the 2000-sequence B200 decode steps compute bound (≥ 9 % from the kink)
     "step_overhead_s": 1e-3,
     "sequence_overhead_s": 3e-5,
     "allreduce_latency_s": 1.5e-5,
     "interconnect_efficiency": 0.7,
+    "attention_latency_s": 1e-7,
     "power_idle_fraction": 0.4,
     "power_memory_coefficient": 0.5,
     "power_compute_coefficient": 0.4,

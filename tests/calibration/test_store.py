@@ -95,7 +95,11 @@ def test_builtin_by_name():
     assert cal.name == "mlenergy-v3" and cal.per == "gpu" and set(cal.groups) == {"H100", "B200"}
     doc = tomllib.loads(BUILTIN["mlenergy-v3"].read_text())
     assert cal.groups["H100"]["values"] == doc["groups"]["H100"]["values"]
-    assert cal.prompt == {"handling": "assumed", "value": ASSUMED_PROMPT_TOKENS}
+    assert {k: cal.prompt[k] for k in ("handling", "value")} == {
+        "handling": "assumed",
+        "value": ASSUMED_PROMPT_TOKENS,
+    }
+    assert set(cal.prompt["tasks"]) == {"gpqa", "sourcegraph-fim"}
     assert cal.for_setup("A100", "llama-3.1-8b")[2] == "projected"  # a GPU it never saw
 
 

@@ -16,7 +16,7 @@ from sweep.physics import derive
 from sweep.physics.mechanisms import DEFAULT_FIT, MECHANISMS
 from sweep.physics.power import gpu_power_w
 from sweep.physics.profile import MECHANISM_FIELDS, Profile
-from sweep.physics.roofline import iteration_time_s
+from sweep.physics.roofline import decode_time_s, iteration_time_s
 from tests.utils import assert_allclose
 
 NEUTRAL = {k: m.neutral for k, m in MECHANISMS.items()}
@@ -37,6 +37,7 @@ ACTIVE = {
     "sequence_overhead_s": 4e-5,
     "allreduce_latency_s": 1.5e-5,
     "interconnect_efficiency": 0.7,
+    "attention_latency_s": 1e-8,
     "power_idle_fraction": 0.3,
     "power_memory_coefficient": 1.2,
     "power_compute_coefficient": 1.5,
@@ -100,10 +101,11 @@ def test_paper_convention_ignores_mechanisms(gpu, model, serving):
 
 
 def _reference(gpu: str, model: str, tp: int, profile, n: float, mean_len: float) -> dict:
-    """τ and P_gpu from the equations of sweep/physics/mechanisms.py, in Python floats.
+    """τ and P_gpu from the equations of sweep/physics/mechanisms.py and roofline.py, in Python floats.
 
     The roofline inputs W, H, F come from the profile (checked against the neutral profile below);
-    every mechanism term is rebuilt here from the catalog and the ACTIVE values."""
+    every mechanism term is rebuilt here from the catalog and the ACTIVE values. Dense models with
+    global attention only (no routed-expert term, L̄_eff = L̄; checked below)."""
     g, m = gpu_catalog().get(gpu), model_catalog().get(model)
     L, h = m.value("n_layers"), m.value("hidden_size")
     link = ACTIVE["interconnect_efficiency"] * g.value("interconnect_bytes_per_s")
@@ -113,21 +115,32 @@ def _reference(gpu: str, model: str, tp: int, profile, n: float, mean_len: float
     N = n * (1 + R)
     W, H, C = float(profile.weight_time_s), float(profile.kv_time_per_seq_s), 4096.0
     memory_s = W + H * n * mean_len / C
-    compute_s = N * float(profile.flops_per_token) / (ACTIVE["flops_efficiency"] * g.value("fp16_flops"))
-    tau = (
+    seconds_per_token = float(profile.flops_per_token) / (ACTIVE["flops_efficiency"] * g.value("fp16_flops"))
+    decode_compute_s = n * seconds_per_token  # the decode step's n tokens: the roofline's FLOP side
+    prefill_s = n * R * seconds_per_token  # interleaved prefill chunks: beside the decode step, not in max()
+    compute_s = N * seconds_per_token  # all N tokens through the linears: the power model's u_cmp
+    decode_s = (
         ACTIVE["step_overhead_s"]
         + n * ACTIVE["sequence_overhead_s"]
         + comm_s
         + N * comm_per_token_s
-        + max(memory_s, compute_s)
+        + L * ACTIVE["attention_latency_s"] * mean_len
+        + max(memory_s, decode_compute_s)
     )
+    tau = decode_s + prefill_s
     activity = (
         ACTIVE["power_memory_coefficient"] * memory_s / tau
         + ACTIVE["power_compute_coefficient"] * compute_s / tau
     )
     p_idle = ACTIVE["power_idle_fraction"]
     power = g.value("tdp_w") * (p_idle + (1 - p_idle) * min(max(activity, 0.0), 1.0))
-    return {"tau": tau, "power": power, "compute_bound": compute_s > memory_s, "clipped": activity > 1}
+    return {
+        "tau": tau,
+        "decode": decode_s,
+        "power": power,
+        "compute_bound": decode_compute_s > memory_s,
+        "clipped": activity > 1,
+    }
 
 
 @pytest.mark.parametrize(("gpu", "model", "tp"), [("H100", "llama-3.1-70b", 4), ("B200", "qwen3-8b", 1)])
@@ -144,12 +157,16 @@ def test_step_time_and_utilization_power_match_scalar_reference(gpu, model, tp):
     )
     assert float(profile.peak_flops) == pytest.approx(0.3 * float(neutral.peak_flops), rel=1e-15)
     assert float(profile.power_model) == 2 and float(profile.prefill_tokens_per_output) == R
+    assert float(profile.attention_latency_s) == pytest.approx(ACTIVE["attention_latency_s"] * L, rel=1e-15)
+    # dense, global attention: no routed-expert traffic, every layer reads the whole context
+    assert float(profile.expert_weight_time_s) == 0.0 and float(profile.kv_window_share) == 0.0
 
     points = [(n, mean_len) for n in (1.0, 7.5, 64.0, 300.0, 2000.0) for mean_len in (512.0, 3000.0)]
     refs = [_reference(gpu, model, tp, profile, n, mean_len) for n, mean_len in points]
     n = jnp.asarray([p[0] for p in points])
     mean_len = jnp.asarray([p[1] for p in points])
     assert_allclose(iteration_time_s(profile, n, mean_len), [r["tau"] for r in refs])
+    assert_allclose(decode_time_s(profile, n, mean_len), [r["decode"] for r in refs])
     assert_allclose(gpu_power_w(profile, n, mean_len), [r["power"] for r in refs])
     # both roofline branches and both sides of the clip are exercised
     assert {r["compute_bound"] for r in refs} == {True, False}

@@ -10,12 +10,12 @@ import pytest
 import sweep
 from sweep.catalogs import setups
 from sweep.catalogs.gpus import get_gpu
-from sweep.catalogs.setups import quantities_for
-from sweep.physics.derive import derive_profile
 from sweep.catalogs.llms import get_model
+from sweep.catalogs.setups import quantities_for
 from sweep.errors import InvalidParallelismError, SweepInputError, UnsupportedDtypeError
 from sweep.physics.architecture import param_counts
 from sweep.physics.concurrency import max_concurrency
+from sweep.physics.derive import derive_profile
 from sweep.physics.profile import FIELD_DEFAULTS, Profile
 from sweep.physics.roofline import expert_share, memory_time_s
 from tests.utils import central_difference
@@ -81,7 +81,9 @@ def test_expert_and_data_parallel_memory_per_gpu():
     replicated_kv = c["kv_proj"] * 2  # 4 KV heads: k/v weights shard over min(tp, 4)
     assert _bytes("qwen3-30b-a3b") == pytest.approx(rest + experts, rel=1e-15)
     # EP2 over tp 2: attention and the rest halved, each GPU holds 64 of the 128 experts
-    assert _bytes("qwen3-30b-a3b", tp=2, expert_parallel=2) == pytest.approx(rest / 2 + experts / 2, rel=1e-15)
+    assert _bytes("qwen3-30b-a3b", tp=2, expert_parallel=2) == pytest.approx(
+        rest / 2 + experts / 2, rel=1e-15
+    )
     # attention DP2 (tp 1 per rank), EP2: the rest replicated on both ranks, experts halved
     assert _bytes("qwen3-30b-a3b", data_parallel=2, expert_parallel=2) == pytest.approx(
         rest + experts / 2, rel=1e-15
@@ -162,7 +164,12 @@ def test_moe_gradients_finite_and_match_finite_differences():
 @pytest.mark.parametrize(
     "model, serving, error, text",
     [
-        ("qwen3-30b-a3b", dict(data_parallel=3, expert_parallel=3), InvalidParallelismError, "divide n_experts=128"),
+        (
+            "qwen3-30b-a3b",
+            dict(data_parallel=3, expert_parallel=3),
+            InvalidParallelismError,
+            "divide n_experts=128",
+        ),
         ("qwen3-30b-a3b", dict(tp=2, expert_parallel=4), InvalidParallelismError, "tp·data_parallel = 2"),
         ("qwen3-30b-a3b", dict(tp=4, expert_parallel=3), InvalidParallelismError, "must divide"),
         ("llama-3.1-8b", dict(tp=2, expert_parallel=2), InvalidParallelismError, "dense model"),
