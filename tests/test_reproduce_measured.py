@@ -56,6 +56,8 @@ def test_section_and_figure(report):
     projections = table_after(text, "GPU | model")
     assert {r["model"] for r in projections} == {"llama-3.1-70b", "llama-3.1-405b"}
     assert {r["TP"] for r in projections} == {"2", "4", "8"}
+    for r in projections:  # a number (NaN is not > 0) or the KV verdict, for every hand-built projection row
+        assert all(r[c] == "does not fit" or float(r[c]) > 0 for c in ("tok/s", "power (W)", "tok/J")), r
 
 
 def test_calibrated_in_sample_matches_models(report):

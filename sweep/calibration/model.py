@@ -84,7 +84,7 @@ def row_inputs(measurements) -> RowInputs:
         mean_context_tokens=col("mean_context_tokens"),
         prompt_tokens=col("prompt_tokens"),
         output_tokens=col("output_tokens"),
-        replicas=col("replicas"),
+        replicas=np.where(np.isnan(col("replicas")), col("num_gpus") / col("tp"), col("replicas")),
     )
 
 

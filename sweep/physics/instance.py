@@ -19,7 +19,7 @@ from sweep.physics import intmath as _intmath
 from sweep.physics.concurrency import exceeds_model_context, max_concurrency
 from sweep.physics.power import gpu_power_w, logistic_power_w
 from sweep.physics.profile import Profile
-from sweep.physics.roofline import compute_bound, iteration_time_s
+from sweep.physics.roofline import compute_bound, expert_time_s, iteration_time_s
 from sweep.vocabulary import CONVENTIONS
 
 
@@ -68,14 +68,17 @@ def evaluate(
 
     n = by_concurrency(lambda x: x)
     mean_length_tokens = mean_length_fraction * context_tokens
-    tau_s = iteration_time_s(profile, n, mean_length_tokens)
+    expert_s = by_concurrency(lambda x: expert_time_s(profile, x))
+    tau_s = iteration_time_s(profile, n, mean_length_tokens, expert_s=expert_s)
     tokens_per_s = n / tau_s
     logistic_w = by_concurrency(lambda x: logistic_power_w(profile, x, relaxed=relaxed))
-    power_w = gpu_power_w(profile, n, mean_length_tokens, relaxed=relaxed, logistic_w=logistic_w)
+    power_w = gpu_power_w(
+        profile, n, mean_length_tokens, relaxed=relaxed, logistic_w=logistic_w, expert_s=expert_s
+    )
     instance_power_w = profile.tp * power_w
     feasible = n_max >= 1
     beyond = exceeds_model_context(profile, context_tokens)
-    bound = compute_bound(profile, n, mean_length_tokens)
+    bound = compute_bound(profile, n, mean_length_tokens, expert_s=expert_s)
     if convention == "paper":
         divisor_w = power_w
     else:

@@ -62,13 +62,15 @@ def expert_time_s(profile: Profile, concurrency):
     return profile.expert_weight_time_s * expert_share(profile, concurrency)
 
 
-def memory_time_s(profile: Profile, concurrency, mean_length_tokens):
-    """W(n) + H_s·(L̄_eff/C_cal)·n: HBM-bound decode step time (s)."""
-    return (
-        profile.weight_time_s
-        + expert_time_s(profile, concurrency)
-        + kv_time_s(profile, concurrency, mean_length_tokens)
-    )
+def memory_time_s(profile: Profile, concurrency, mean_length_tokens, *, expert_s=None):
+    """W(n) + H_s·(L̄_eff/C_cal)·n: HBM-bound decode step time (s).
+
+    `expert_s` may give `expert_time_s(profile, concurrency)` already evaluated (the instance chain
+    evaluates it on small sub-grids, as it does the logistic power; `sweep.physics.instance`).
+    """
+    if expert_s is None:
+        expert_s = expert_time_s(profile, concurrency)
+    return profile.weight_time_s + expert_s + kv_time_s(profile, concurrency, mean_length_tokens)
 
 
 def linear_tokens(profile: Profile, concurrency):
@@ -106,20 +108,21 @@ def prefill_time_s(profile: Profile, concurrency):
     return concurrency * profile.prefill_tokens_per_output * (profile.flops_per_token / profile.peak_flops)
 
 
-def decode_time_s(profile: Profile, concurrency, mean_length_tokens):
+def decode_time_s(profile: Profile, concurrency, mean_length_tokens, *, expert_s=None):
     """overheads + max(memory time, decode compute time): one decode step, the median ITL (s)."""
+    memory_s = memory_time_s(profile, concurrency, mean_length_tokens, expert_s=expert_s)
     return overhead_time_s(profile, concurrency, mean_length_tokens) + jnp.maximum(
-        memory_time_s(profile, concurrency, mean_length_tokens), decode_compute_time_s(profile, concurrency)
+        memory_s, decode_compute_time_s(profile, concurrency)
     )
 
 
-def iteration_time_s(profile: Profile, concurrency, mean_length_tokens):
+def iteration_time_s(profile: Profile, concurrency, mean_length_tokens, *, expert_s=None):
     """τ(n, L̄): the decode step plus its share of interleaved prefill, the mean step time (s)."""
-    return decode_time_s(profile, concurrency, mean_length_tokens) + prefill_time_s(profile, concurrency)
+    decode_s = decode_time_s(profile, concurrency, mean_length_tokens, expert_s=expert_s)
+    return decode_s + prefill_time_s(profile, concurrency)
 
 
-def compute_bound(profile: Profile, concurrency, mean_length_tokens):
+def compute_bound(profile: Profile, concurrency, mean_length_tokens, *, expert_s=None):
     """1 where the FLOP roofline sets the decode step time, else 0 (memory bound)."""
-    return (
-        decode_compute_time_s(profile, concurrency) > memory_time_s(profile, concurrency, mean_length_tokens)
-    ).astype(jnp.int8)
+    memory_s = memory_time_s(profile, concurrency, mean_length_tokens, expert_s=expert_s)
+    return (decode_compute_time_s(profile, concurrency) > memory_s).astype(jnp.int8)
