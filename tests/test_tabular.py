@@ -306,7 +306,9 @@ def test_show_reads_a_zarr_store(result, tmp_path, capsys):
     store = tmp_path / "out.zarr"
     with warnings.catch_warnings():  # zarr 3: fixed-width strings have no stable v3 spec yet
         warnings.simplefilter("ignore")
-        xr.open_dataset(path).to_zarr(store)
+        # the fixture's lazily opened result, not a second netCDF4 handle on the same file: reopening it in
+        # this process crashed HDF5 once in CI (segfault in netCDF4.Dataset, 2026-12-07; not reproduced alone)
+        ds.to_zarr(store)
     assert main(["show", str(store), "--sel", "gpu=H100,batch=max", "--vars", "tokens_per_watt"]) == 0
     assert (
         f"{ds.tokens_per_watt.sel(gpu='H100', batch=0, context=2048).item():.4g}" in capsys.readouterr().out
