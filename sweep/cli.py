@@ -859,7 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
         "in the README (section 'Measured reality'); the science in docs/calibration.md.",
         epilog="mechanisms (name: meaning [bounds]):\n"
         + "\n".join(f"  {n}: {m.meaning} [{m.lower:g}, {m.upper:g}] {m.unit}" for n, m in MECHANISMS.items())
-        + "\n  prompt_tokens: mean prompt length where the data leaves it blank (a shared nuisance parameter)",
+        + "\n  prompt_tokens: also fit chat's prompt length (every other task's is always fitted, one per task)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_cal.add_argument("measurements", nargs="+", help="measurement CSV file(s)")
@@ -882,8 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=ASSUMED_PROMPT_TOKENS,
         metavar="N",
-        help=f"assumed mean prompt tokens where the data leaves prompt_tokens blank (default {ASSUMED_PROMPT_TOKENS:g}; "
-        "--fit prompt_tokens fits it instead)",
+        help=f"assumed mean prompt tokens of chat rows that leave prompt_tokens blank (default {ASSUMED_PROMPT_TOKENS:g}; "
+        "--fit …,prompt_tokens fits it instead; other tasks' prompt lengths are fitted, one per task)",
     )
     p_cal.set_defaults(func=cmd_calibrate)
 

@@ -86,8 +86,9 @@ def fit(
 ) -> Fit:
     """Fit `names` per group to `measurements` (a `Measurements`); see the module docstring.
 
-    `prompt_tokens` is the assumed mean prompt length of rows that leave it blank, unless
-    "prompt_tokens" is among `names` (then it is one shared fitted parameter). `use`: optional
+    `prompt_tokens` is the assumed mean prompt length of chat rows that leave it blank (and the start of
+    every fitted one); every other task present gets its own fitted prompt length, and so does chat when
+    "prompt_tokens" is among `names` (module docstring). `use`: optional
     boolean mask of the rows to fit (the others are ignored; same shapes, so no recompilation).
     """
     from scipy.optimize import least_squares

@@ -206,8 +206,11 @@ def _instance_layout(where: str, cells: dict, numbers: dict) -> None:
     """Check and set an expert- or data-parallel row: ONE instance of G = num_gpus GPUs (module docstring)."""
     dp, ep, tp = numbers["data_parallel"], numbers["expert_parallel"], numbers["tp"]
     g = tp * dp if math.isnan(numbers["num_gpus"]) else numbers["num_gpus"]
-    small = [d for d in range(1, math.isqrt(int(g)) + 1) if g % d == 0]
-    divisors = ", ".join(str(d) for d in sorted({*small, *(int(g) // d for d in small)}))
+    if g <= 4096:  # listed only for a plausible instance; never a loop as long as a huge cell
+        small = [d for d in range(1, math.isqrt(int(g)) + 1) if g % d == 0]
+        divisors = ", ".join(str(d) for d in sorted({*small, *(int(g) // d for d in small)}))
+    else:
+        divisors = "integers that divide it"
     of_g = f"num_gpus = {g:g}" + ("" if cells.get("num_gpus", "") else " (blank: tp x data_parallel)")
     if g % dp:
         _fail(where, "data_parallel", cells["data_parallel"], f"divisors of {of_g}: {divisors}")

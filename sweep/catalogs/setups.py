@@ -186,21 +186,23 @@ def _check_layout(model: ModelEntry, serving: dict) -> None:
     ep = int(float(serving.get("expert_parallel", 1.0)))
     dp = int(float(serving.get("data_parallel", 1.0)))
     gpus, experts = tp * dp, int(model.value("n_experts"))
+
+    def allowed_ep():  # listed for a plausible instance only: never a loop as long as a huge value
+        ok = [d for d in range(1, min(gpus, 4096) + 1) if gpus % d == 0 and (not experts or experts % d == 0)]
+        return ", ".join(map(str, ok)) if gpus <= 4096 else "divisors of both"
+
     if ep > 1 and not model.is_moe:
         raise InvalidParallelismError(
             f"expert_parallel={ep} for {model.name}: a dense model has no experts; allowed: 1"
         )
     if ep > gpus or gpus % ep:
-        allowed = [d for d in range(1, gpus + 1) if gpus % d == 0 and (not experts or experts % d == 0)]
         raise InvalidParallelismError(
             f"expert_parallel={ep} for {model.name}: must divide the instance's tp·data_parallel = {gpus} GPUs; "
-            f"allowed: {', '.join(map(str, allowed))}"
+            f"allowed: {allowed_ep()}"
         )
     if ep > 1 and experts % ep:
-        allowed = [d for d in range(1, gpus + 1) if gpus % d == 0 and experts % d == 0]
         raise InvalidParallelismError(
-            f"expert_parallel={ep} for {model.name}: must divide n_experts={experts}; "
-            f"allowed: {', '.join(map(str, allowed))}"
+            f"expert_parallel={ep} for {model.name}: must divide n_experts={experts}; allowed: {allowed_ep()}"
         )
     if float(serving.get("expert_weight_dtype_bytes", 0.0)) > 0 and not model.value("mxfp4_experts"):
         raise UnsupportedDtypeError(
