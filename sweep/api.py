@@ -67,6 +67,20 @@ def check_precision() -> str:
     return "float64 compute (jax_enable_x64)"
 
 
+def check_arguments(*, out=None, **flags) -> None:
+    """`sweep.run`'s keyword types, checked as the grid-file keys are: an output path or None, and flags that
+    are True, False (or None where that means "as the spec says"); a one-line `SweepInputError` otherwise."""
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise SweepInputError(
+            f"sweep.run: out: got {out!r} ({type(out).__name__}); allowed: a path (str or os.PathLike) or None"
+        )
+    for name, value in flags.items():
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise SweepInputError(
+                f"sweep.run: {name}: got {value!r} ({type(value).__name__}); allowed: True, False or None"
+            )
+
+
 def run(
     spec,
     out=None,
@@ -119,6 +133,7 @@ def run(
     >>> int(ds.max_concurrency.sel(gpu="H100", model="llama-3.1-70b", context=8192))
     128
     """
+    check_arguments(out=out, elasticities=elasticities, resume=resume, distributed=distributed)
     precision = check_precision()
     spec = as_spec(spec)
     if calibration is not None:

@@ -137,3 +137,24 @@ def test_paper_convention_keeps_its_numbers_beyond_the_context_and_prices_from_a
         want = price * 8 / (tokens_per_s * 3600) * 1e6
         np.testing.assert_allclose(ds.cost_per_mtok.sel(price_per_gpu_hour=price), want, rtol=1e-12)
     assert ds.price_per_gpu_hour.attrs["units"] == "1" and "price_per_gpu_hour" not in ds.attrs
+
+
+SMALL = {"axes": {"gpu": ["H100"], "model": ["llama-3.1-70b"], "context": [8192]}}
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(elasticities="no"), r"sweep.run: elasticities: got 'no' \(str\); allowed: True, False or None"),
+        (dict(elasticities=1), r"elasticities: got 1 \(int\)"),
+        (dict(resume="yes"), r"sweep.run: resume: got 'yes'"),
+        (dict(distributed=0.0), r"sweep.run: distributed: got 0.0"),
+        (dict(out=5), r"sweep.run: out: got 5 \(int\); allowed: a path \(str or os.PathLike\) or None"),
+    ],
+)
+def test_run_refuses_flags_that_are_not_bools_and_outputs_that_are_not_paths(kwargs, text):
+    """Issue #21: a string was taken as true and out=5 gave a bare TypeError."""
+    with pytest.raises(sweep.SweepInputError, match=text) as info:
+        sweep.run(SMALL, **kwargs)
+    assert "\n" not in str(info.value)
+    assert "elasticity" in sweep.run(SMALL, elasticities=np.True_)  # NumPy booleans are booleans

@@ -555,3 +555,19 @@ def test_bad_uncertainty_options_on_the_command_line(tmp_path, capsys):
     assert main([*args, "--samples", "64", "-o", str(out)]) == 2
     assert "compare: gpu = 'B300' is not in the grid; allowed: H100, B200" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("tp", ["1099511627776", "1e300"])
+def test_huge_tp_is_refused_at_once(tmp_path, capsys, tp):
+    """Issue #21: the TP check listed every degree up to tp (tp = 2^40 hung); it now stops at the heads."""
+    grid = write(
+        tmp_path,
+        f'convention = "physical"\nprofile = "roofline"\n[axes]\ngpu = ["H100"]\nmodel = ["llama-3.1-8b"]\n'
+        f"tp = [{tp}]\ncontext = [8192]\n",
+        "g.toml",
+    )
+    out = tmp_path / "out.nc"
+    assert main(["run", str(grid), "-o", str(out), "-q"]) == 2
+    err = _one_error_line(capsys, grid)
+    assert "must divide n_heads=32" in err and "allowed tp: 1, 2, 4, 8, 16, 32" in err
+    assert not out.exists()

@@ -161,7 +161,7 @@ def check_setup(gpu: GpuEntry, model: ModelEntry, serving: dict) -> None:
             f"weight_dtype 'fp8' is not supported on {gpu.name} (no fp8 tensor cores); allowed: {', '.join(allowed)}"
         )
     tp = float(serving.get("tp", 1.0))
-    ok = allowed_tp(model, max_tp=max(64, int(tp)))
+    ok = allowed_tp(model, max_tp=int(model.value("n_heads")))  # tp divides the heads: never above them
     if tp != int(tp) or int(tp) not in ok:
         kv = (
             ""
