@@ -13,7 +13,7 @@ POWER_MODELS = {
 }  # docs/models.md §1, §2; docs/calibration.md
 TOPOLOGIES = {"homogeneous": 0, "pool": 1, "fleetopt": 2}  # docs/models.md §3
 POOLS = ("short", "long")  # the two pools of a routed fleet, in the order of the `pool` dim
-WEIGHT_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5, "mxfp4": 4.25 / 8}
+WEIGHT_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5, "mxfp4": (4 + 8 / 32) / 8}
 # mxfp4: 4-bit values with one 8-bit scale per 32 (4.25 bits); it applies to the routed experts of a
 # checkpoint that stores them so (model field mxfp4_experts), the rest stays at 16 bit (docs/models.md §6)
 TASKS = ("lm-arena-chat", "gpqa", "sourcegraph-fim")  # measurement tasks (ML.ENERGY v3); blank = chat
