@@ -9,6 +9,7 @@ convention (docs/models.md §5 fixes) and shown side by side.
 from __future__ import annotations
 
 import math
+import re
 import time
 import tomllib
 from importlib import resources
@@ -678,8 +679,6 @@ TARGET_FAMILY = 0.30  # issue #20: median |ln| of tokens per joule per group, IT
 
 def model_family(name: str, is_moe: bool) -> str:
     """A model's family label: its name without the size (llama-3.1-8b → llama-3.1), "-moe" for MoE."""
-    import re
-
     base = re.sub(r"-(\d+(\.\d+)?b(-a\d+(\.\d+)?b)?|scout|maverick)$", "", name)
     return f"{base}-moe" if is_moe and not base.endswith("-moe") else base
 
@@ -694,7 +693,7 @@ def measured_families(out) -> str:
 
     from sweep.calibration.measurements import read_measurements
     from sweep.calibration.store import load_calibration
-    from sweep.calibration.validation import predictions, row_prompt_tokens
+    from sweep.calibration.validation import held_out_predictions, predictions, row_prompt_tokens
     from sweep.catalogs import model_catalog
 
     with ExitStack() as stack:
@@ -707,9 +706,8 @@ def measured_families(out) -> str:
     rows = tuple({**r, "family": model_family(r["model"], models.get(r["model"]).is_moe)} for r in m.rows)
     m = dataclasses.replace(m, rows=rows)
     cal = load_calibration(CALIBRATION)
-    prompt = row_prompt_tokens(m, cal.prompt, cal.prompt.get("value", 100.0))
-    pred = predictions(m, cal, prompt)
-    held = _held_out_predictions(m, "family")
+    pred = predictions(m, cal, row_prompt_tokens(m, cal.prompt))
+    held = held_out_predictions(m, "family")
     measured = {
         "tokens_per_joule": m.column("tokens_per_second") / m.column("power_w"),
         "itl_s": m.column("itl_s"),
@@ -771,25 +769,6 @@ def measured_families(out) -> str:
         ),
     )
     return "\n".join(lines)
-
-
-def _held_out_predictions(m, key: str) -> dict:
-    """Per-row predictions of fits that leave out every row sharing the row's `key` (one fit per value)."""
-    import numpy as np
-
-    from sweep.calibration.fit import fit
-    from sweep.calibration.store import from_fit
-    from sweep.calibration.validation import predictions, row_prompt_tokens
-
-    values = np.array([r[key] for r in m.rows])
-    pooled = {}
-    for v in dict.fromkeys(values):
-        held = values == v
-        result = fit(m, use=~held)
-        prompt = row_prompt_tokens(m, result.prompt, result.prompt.get("value", 100.0))
-        for k, x in predictions(m, from_fit(result), prompt).items():
-            pooled.setdefault(k, np.empty_like(x))[held] = x[held]
-    return pooled
 
 
 # --- Uncertainty: the headline gains under projected-hardware uncertainty (issue #11) ----------------

@@ -22,12 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from sweep.catalogs import gpu_catalog, model_catalog, setups
-from sweep.errors import SweepInputError
+from sweep.errors import InvalidParallelismError, SweepInputError, UnsupportedDtypeError
 from sweep.physics import derive
 from sweep.physics.mechanisms import MECHANISMS
 from sweep.physics.power import gpu_power_w
 from sweep.physics.profile import Profile
-from sweep.physics.roofline import decode_time_s, iteration_time_s
+from sweep.physics.roofline import decode_time_s, iteration_time_s, windowed_tokens
 from sweep.vocabulary import POWER_MODELS
 
 
@@ -64,7 +64,7 @@ def row_inputs(measurements) -> RowInputs:
                 )
                 setups.check_setup(g, m, serving)
             except SweepInputError as exc:
-                columns = _SETUP_COLUMNS.get(type(exc).__name__, "")
+                columns = next((c for kind, c in _SETUP_COLUMNS.items() if isinstance(exc, kind)), "")
                 raise type(exc)(f"{row['where']}: {columns}{exc}") from None
             tables[key] = tuple(
                 {k: np.asarray(v) for k, v in d.items()} for d in (g.arrays(), m.arrays(), serving)
@@ -89,8 +89,8 @@ def row_inputs(measurements) -> RowInputs:
 
 
 _SETUP_COLUMNS = {  # the columns a failed setup check is about, by error type
-    "InvalidParallelismError": "columns 'tp', 'num_gpus', 'expert_parallel', 'data_parallel': ",
-    "UnsupportedDtypeError": "column 'weight_dtype': ",
+    InvalidParallelismError: "columns 'tp', 'num_gpus', 'expert_parallel', 'data_parallel': ",
+    UnsupportedDtypeError: "column 'weight_dtype': ",
 }
 
 
@@ -144,9 +144,7 @@ def predict(inputs: RowInputs, mechanisms: dict, assumed_prompt_tokens, *, calib
 
 def held_tokens(profile: Profile, mean_context_tokens):
     """Whole-model KV tokens a sequence of L̄ tokens holds: (1 − s)·L̄ + s·min(L̄, w) (docs/models.md §6)."""
-    s = profile.kv_window_share
-    windowed = jnp.minimum(mean_context_tokens, profile.kv_window_tokens)
-    return jnp.where(s > 0, (1.0 - s) * mean_context_tokens + s * windowed, mean_context_tokens)
+    return windowed_tokens(profile, mean_context_tokens, profile.kv_window_tokens)
 
 
 def neutral_mechanisms() -> dict:

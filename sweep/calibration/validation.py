@@ -22,10 +22,14 @@ def row_mechanisms(calibration, rows) -> dict:
     return {n: jnp.asarray([v[n] for v in per_row]) for n in MECHANISMS}
 
 
-def row_prompt_tokens(measurements, prompt: dict | None, default) -> np.ndarray:
+def row_prompt_tokens(measurements, prompt: dict | None, default=None) -> np.ndarray:
     """Per-row mean prompt length for rows that leave it blank: the fitted value of the row's task in a
-    calibration's `prompt` record (its "tasks" table), else `default`."""
-    tasks = (prompt or {}).get("tasks", {})
+    calibration's `prompt` record (its "tasks" table), else `default` (None: the record's own value, chat's,
+    or the documented assumption)."""
+    prompt = prompt or {}
+    if default is None:
+        default = prompt.get("value", ASSUMED_PROMPT_TOKENS)
+    tasks = prompt.get("tasks", {})
     return np.array(
         [
             float(tasks[r["task"]]["value"]) if r.get("task") in tasks else float(default)
@@ -69,25 +73,29 @@ def errors(measurements, pred: dict) -> dict:
     return out
 
 
-def leave_one_model_out(measurements, *, key: str = "model", **fit_kwargs) -> dict:
-    """{held-out model: {gpu: errors}} and {"pooled": {gpu: errors}} of leave-one-model-out fits.
-
-    `key` names the row key held out together: "model" (default), or e.g. "family" or "gpu".
-    """
-    models = list(dict.fromkeys(r[key] for r in measurements.rows))
+def held_out_predictions(measurements, key: str = "model", **fit_kwargs) -> dict:
+    """Per-row predictions, each from the fit that leaves out every row sharing the row's `key` ("model",
+    or e.g. "family"): one fit per value, all with the same shapes (one compile)."""
+    values = np.array([r[key] for r in measurements.rows])
     prompt = fit_kwargs.get("prompt_tokens", ASSUMED_PROMPT_TOKENS)
-    out = {}
-    models_of_rows = np.array([r[key] for r in measurements.rows])
     pooled = {}
-    for model in models:
-        held = models_of_rows == model
-        result = fit(measurements, use=~held, **fit_kwargs)  # same shapes for every model: one compile
-        chat = result.prompt.get("value", prompt) if result.prompt["handling"] == "fitted" else prompt
-        prompt_used = row_prompt_tokens(measurements, result.prompt, chat)
-        pred = predictions(measurements, from_fit(result), prompt_used)  # all rows: one compile
-        test = dataclasses.replace(measurements, rows=tuple(r for r, h in zip(measurements.rows, held) if h))
-        out[model] = errors(test, {k: v[held] for k, v in pred.items()})
-        for k, v in pred.items():
+    for value in dict.fromkeys(values):
+        held = values == value
+        result = fit(measurements, use=~held, **fit_kwargs)
+        prompt_used = row_prompt_tokens(measurements, result.prompt, result.prompt.get("value", prompt))
+        for k, v in predictions(measurements, from_fit(result), prompt_used).items():  # all rows: one compile
             pooled.setdefault(k, np.empty_like(v))[held] = v[held]
+    return pooled
+
+
+def leave_one_model_out(measurements, **fit_kwargs) -> dict:
+    """{held-out model: {gpu: errors}} and {"pooled": {gpu: errors}} of leave-one-model-out fits."""
+    pooled = held_out_predictions(measurements, "model", **fit_kwargs)
+    models = np.array([r["model"] for r in measurements.rows])
+    out = {}
+    for model in dict.fromkeys(models):
+        held = models == model
+        test = dataclasses.replace(measurements, rows=tuple(r for r, h in zip(measurements.rows, held) if h))
+        out[str(model)] = errors(test, {k: v[held] for k, v in pooled.items()})
     out["pooled"] = errors(measurements, pooled)
     return out

@@ -33,7 +33,7 @@ def calibrate(
     data = read_measurements(measurements)
     result = fit(data, names=fit_names, per=per, prompt_tokens=prompt_tokens)
     emit_warnings(result)
-    prompt = row_prompt_tokens(data, result.prompt, result.prompt.get("value", prompt_tokens))
+    prompt = row_prompt_tokens(data, result.prompt)
     residuals = errors(data, predictions(data, from_fit(result), prompt))
     table = calibration_table(result, data, residuals)
     if out is not None:

@@ -29,12 +29,17 @@ import jax.numpy as jnp
 from sweep.physics.profile import Profile
 
 
+def windowed_tokens(profile: Profile, tokens, window_tokens):
+    """(1 − s)·tokens + s·min(tokens, window): tokens per sequence, local-attention layers capped at the
+    window (s: their share of the KV bytes; `tokens` itself where s = 0)."""
+    s = profile.kv_window_share
+    capped = jnp.minimum(tokens, window_tokens)
+    return jnp.where(s > 0, (1.0 - s) * tokens + s * capped, tokens)
+
+
 def read_length_tokens(profile: Profile, mean_length_tokens):
     """L̄_eff = (1 − s)·L̄ + s·min(L̄, w_read): mean tokens a step reads per sequence per layer (L̄ if s = 0)."""
-    p = profile
-    s = p.kv_window_share
-    capped = jnp.minimum(mean_length_tokens, p.kv_window_read_tokens)
-    return jnp.where(s > 0, (1.0 - s) * mean_length_tokens + s * capped, mean_length_tokens)
+    return windowed_tokens(profile, mean_length_tokens, profile.kv_window_read_tokens)
 
 
 def kv_time_s(profile: Profile, concurrency, mean_length_tokens):

@@ -37,7 +37,7 @@ def chat():
 
 
 def _prompts(measurements, result):
-    return row_prompt_tokens(measurements, result.prompt, result.prompt.get("value", ASSUMED_PROMPT_TOKENS))
+    return row_prompt_tokens(measurements, result.prompt)
 
 
 @pytest.fixture(scope="module")

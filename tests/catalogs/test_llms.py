@@ -29,6 +29,16 @@ from sweep.physics.architecture import (
 )
 from sweep.physics.derive import derive_profile
 
+# the published config.json files of tests/data/model-configs: gpt-oss, Llama-4, Gemma-3, Qwen3-Coder
+SHARED_CONFIGS = [
+    "gpt-oss-20b",
+    "gpt-oss-120b",
+    "llama-4-scout",
+    "llama-4-maverick",
+    "gemma-3-12b",
+    "gemma-3-27b",
+    "qwen3-coder-480b-a35b",
+]
 IDS = [
     "llama-3.1-8b",
     "llama-3.1-70b",
@@ -40,13 +50,7 @@ IDS = [
     "qwen3-235b-a22b",
     "deepseek-v3",
     "mixtral-8x7b",
-    "gpt-oss-20b",
-    "gpt-oss-120b",
-    "llama-4-scout",
-    "llama-4-maverick",
-    "gemma-3-12b",
-    "gemma-3-27b",
-    "qwen3-coder-480b-a35b",
+    *SHARED_CONFIGS,
 ]
 
 
@@ -279,15 +283,6 @@ def test_hf_import_missing_required_field(tmp_path):
 # Published config.json files (tests/data/model-configs): gpt-oss, Llama-4, Gemma-3, Qwen3-Coder
 
 CONFIGS = Path(__file__).resolve().parent.parent / "data" / "model-configs"
-SHARED_CONFIGS = [
-    "gpt-oss-20b",
-    "gpt-oss-120b",
-    "llama-4-scout",
-    "llama-4-maverick",
-    "gemma-3-12b",
-    "gemma-3-27b",
-    "qwen3-coder-480b-a35b",
-]
 
 
 @pytest.mark.parametrize("name", SHARED_CONFIGS)
