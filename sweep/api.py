@@ -11,18 +11,26 @@ import jax
 import numpy as np
 import xarray as xr
 
-from sweep import progress as _progress
 from sweep.catalogs.provenance import provenance_fields
 from sweep.errors import SweepInputError, SweepWarning
 from sweep.grid import spec as _grid
 from sweep.grid.engine import ProfileTable, grid_layout, run_grid
 from sweep.grid.evaluators import FleetEvaluator, InstanceEvaluator
 from sweep.grid.tables import profile_table
-from sweep.memory import check_fits
-from sweep.output import annotate, check_writable, global_attrs, write_netcdf
-from sweep.progress import as_progress
-from sweep.stream import STREAMING, Stream, check_zarr_target, open_result, output_format, run_key, write_zarr
-from sweep.tabular import check_table_format, is_csv, write_csv
+from sweep.io import progress as _progress
+from sweep.io.memory import check_fits
+from sweep.io.output import annotate, check_writable, global_attrs, write_netcdf
+from sweep.io.progress import as_progress
+from sweep.io.stream import (
+    STREAMING,
+    Stream,
+    check_zarr_target,
+    open_result,
+    output_format,
+    run_key,
+    write_zarr,
+)
+from sweep.io.tabular import check_table_format, is_csv, write_csv
 from sweep.uncertainty.draws import parameters
 from sweep.uncertainty.montecarlo import describe, monte_carlo
 from sweep.version import __version__
@@ -304,7 +312,7 @@ class _Sink:
 
 
 def run_streamed(grid, layout, out, attrs, show, *, resume, compression, distributed) -> xr.Dataset:
-    """Stream the grid's blocks to `out` (sweep.stream); return the finished file opened lazily.
+    """Stream the grid's blocks to `out` (sweep.io.stream); return the finished file opened lazily.
 
     With `distributed`, this is one of jax.process_count() processes (jax.distributed): process p computes
     the blocks p, p + P, …; process 0 creates the partial and finishes it (docs/scaling.md)."""

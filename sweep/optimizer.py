@@ -70,7 +70,7 @@ from sweep.fleet.sizing import FLEETOPT, fleet_metrics
 from sweep.fleet.workload import Workload, load_workload, stack_workloads
 from sweep.grid import spec as gridspec
 from sweep.grid.tables import profile_table
-from sweep.output import annotate, history_line
+from sweep.io.output import annotate, history_line
 from sweep.vocabulary import OPTIMUM_FLAGS
 
 SEARCH_DIMS = ("topology", "b_short", "gamma")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sweep.api import run
 from sweep.catalogs.setups import profile_for
-from sweep.files import write_atomic
 from sweep.grid import spec as _grid
+from sweep.io.files import write_atomic
 
 FLEET_PAIRS = (("azure", 4096), ("lmsys", 1536))  # the paper's B_short per workload
 TOPOLOGY_LABELS = {"homogeneous": "homogeneous", "pool": "pool routing", "fleetopt": "FleetOpt"}

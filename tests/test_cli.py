@@ -91,7 +91,7 @@ def test_unreadable_file_and_unwritable_output(tmp_path, capsys):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import sweep.output as dataset
+    import sweep.io.output as dataset
 
     def boom(self, path, **kw):
         Path(path).write_text("partial")

@@ -78,6 +78,6 @@ def test_two_worker_processes_give_the_single_process_result(tmp_path):
     single = sweep.run(small_chunks())
     n_blocks = sweep.grid.engine.Plan.make((2, 1, 5, 5, 2), CHUNK).n_blocks
     assert sorted(shares) == [n_blocks // 2, n_blocks - n_blocks // 2]  # each process computed its share
-    assert_same_data(sweep.stream.open_result(out), single)
+    assert_same_data(sweep.io.stream.open_result(out), single)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
     assert np.isfinite(single.tokens_per_watt.values).all()

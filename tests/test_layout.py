@@ -18,9 +18,10 @@ LAYERS = [
         "sweep.vocabulary",
         "sweep.version",
         "sweep.validate",
-        "sweep.files",
-        "sweep.progress",
-        "sweep.memory",
+        "sweep.io",
+        "sweep.io.files",
+        "sweep.io.progress",
+        "sweep.io.memory",
         "sweep.distributed",
     ),
     ("sweep.physics",),
@@ -29,10 +30,11 @@ LAYERS = [
     ("sweep.calibration",),
     ("sweep.grid",),
     ("sweep.uncertainty",),
-    ("sweep.output", "sweep.stream", "sweep.tabular", "sweep.plotting"),  # NetCDF, Zarr; tables, CSV; figures
+    # NetCDF, Zarr; tables, CSV; figures
+    ("sweep.io.output", "sweep.io.stream", "sweep.io.tabular", "sweep.io.plotting"),
     ("sweep.api",),
     ("sweep.optimizer",),
-    ("sweep.reproduce", "sweep.signals"),
+    ("sweep.reproduce", "sweep.io.signals"),
     ("sweep.cli", "sweep.__main__", "sweep"),
 ]
 

@@ -1,4 +1,4 @@
-"""Output files (sweep.files via sweep.output): regular files only, temporary files, disk full, interrupts."""
+"""Output files (sweep.io.files via sweep.io.output): regular files only, temporary files, disk full, interrupts."""
 
 import _thread
 import errno
@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import sweep.files as files
+import sweep.io.files as files
 from sweep.cli import main
 from sweep.errors import SweepInputError
-from sweep.output import write_netcdf
+from sweep.io.output import write_netcdf
 
 
 def temps(folder):

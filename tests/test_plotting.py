@@ -1,11 +1,11 @@
-"""Figures from results (sweep.plotting, `sweep plot`), on one small result written once for the module."""
+"""Figures from results (sweep.io.plotting, `sweep plot`), on one small result written once for the module."""
 
 import numpy as np
 import pytest
 
 import sweep
-from sweep import plotting
 from sweep.cli import main
+from sweep.io import plotting
 from tests.test_tabular import GRID
 
 

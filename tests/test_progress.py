@@ -1,11 +1,11 @@
-"""The progress bar (sweep.progress): tqdm on a terminal, nothing elsewhere; a user's callable gets blocks."""
+"""The progress bar (sweep.io.progress): tqdm on a terminal, nothing elsewhere; a user's callable gets blocks."""
 
 import io
 
 import pytest
 
 import sweep
-from sweep import progress
+from sweep.io import progress
 
 
 class Terminal(io.StringIO):

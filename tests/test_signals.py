@@ -1,4 +1,4 @@
-"""Ctrl-C (SIGINT) and SIGTERM on `sweep run` (sweep.signals): one line, exit 130/143, no hang, target unchanged."""
+"""Ctrl-C (SIGINT) and SIGTERM on `sweep run` (sweep.io.signals): one line, exit 130/143, no hang, target unchanged."""
 
 import os
 import re

@@ -1,4 +1,4 @@
-"""Streamed outputs (sweep.stream): equal to in-memory runs, the memory guard, resume after a kill, compression."""
+"""Streamed outputs (sweep.io.stream): equal to in-memory runs, the memory guard, resume after a kill, compression."""
 
 import dataclasses
 import json
@@ -171,7 +171,7 @@ def test_command_line_memory_guard_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_in_memory_zarr_write_replaces_only_a_zarr_store(tmp_path, in_memory):
-    from sweep.stream import open_result, write_zarr
+    from sweep.io.stream import open_result, write_zarr
 
     out = tmp_path / "mem.zarr"
     write_zarr(in_memory, out)

@@ -1,4 +1,4 @@
-"""Tables from results (sweep.tabular): `sweep show`, `sweep run --best`, `-o FILE.csv`.
+"""Tables from results (sweep.io.tabular): `sweep show`, `sweep run --best`, `-o FILE.csv`.
 
 One small result is computed once for the module (a plain run; its kernel is the one most tests compile);
 elasticity, quantile and pool variables are added to a copy with known values, so the tests cost no
@@ -13,10 +13,10 @@ import pytest
 import xarray as xr
 
 import sweep
-from sweep import tabular
 from sweep.cli import main
 from sweep.errors import SweepInputError
-from sweep.output import annotate, write_netcdf
+from sweep.io import tabular
+from sweep.io.output import annotate, write_netcdf
 
 GRID = {
     "convention": "paper",

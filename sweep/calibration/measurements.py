@@ -40,7 +40,7 @@ from sweep import validate as V
 from sweep.catalogs import gpu_catalog, model_catalog
 from sweep.catalogs.provenance import suggest
 from sweep.errors import InvalidValueError, MissingFieldError, SweepInputError, SweepWarning, UnknownNameError
-from sweep.files import read_text
+from sweep.io.files import read_text
 from sweep.vocabulary import KV_DTYPE_BYTES, TASKS, WEIGHT_DTYPE_BYTES
 
 REQUIRED = ("gpu", "model", "tp", "concurrency")

@@ -17,7 +17,7 @@ import tomli_w
 
 from sweep import validate as V
 from sweep.errors import InvalidValueError, SweepInputError
-from sweep.files import read_text, write_atomic
+from sweep.io.files import read_text, write_atomic
 from sweep.physics.mechanisms import MECHANISMS
 from sweep.version import __version__
 from sweep.vocabulary import CALIBRATION_GROUPS, TASKS

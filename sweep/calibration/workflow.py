@@ -14,7 +14,7 @@ from sweep.calibration.fit import emit_warnings, fit
 from sweep.calibration.measurements import read_measurements
 from sweep.calibration.store import calibration_table, from_fit, load_calibration, write_calibration
 from sweep.calibration.validation import errors, predictions, row_prompt_tokens
-from sweep.files import write_atomic
+from sweep.io.files import write_atomic
 from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT
 
 PREDICTED = ("tokens_per_second", "power_w", "tokens_per_joule", "itl_s")

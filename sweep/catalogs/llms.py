@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from sweep import validate as V
 from sweep.catalogs.provenance import PROVENANCE_KEYS, Catalog, Value, parse_entry, read_toml
 from sweep.errors import InvalidValueError, MissingFieldError, SweepInputError
-from sweep.files import read_text
+from sweep.io.files import read_text
 from sweep.physics.architecture import (
     ARCH_DEFAULTS,
     ARCH_FIELDS,

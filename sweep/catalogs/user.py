@@ -1,7 +1,7 @@
 """The user catalog, `$SWEEP_HOME/{gpus,models}.toml` (default ~/.sweep): read by every grid, written by
 `sweep model import`.
 
-Written with a TOML writer (tomli-w), atomically (`sweep.files.write_atomic`). Model names are hub-style
+Written with a TOML writer (tomli-w), atomically (`sweep.io.files.write_atomic`). Model names are hub-style
 ids (MODEL_NAME). A user catalog that does not load (invalid TOML, bad entries) is skipped with a warning
 naming the file and line, so that grids over built-in names still run; a name found nowhere else then
 fails with an error that mentions the skipped file.
@@ -19,7 +19,7 @@ import tomli_w
 
 from sweep.catalogs.provenance import read_toml
 from sweep.errors import SweepInputError, SweepWarning
-from sweep.files import write_atomic
+from sweep.io.files import write_atomic
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 NAME_RULE = "lower-case letters, digits, '.', '-' and '_', starting with a letter or digit (e.g. my-model-7b)"

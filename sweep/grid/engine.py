@@ -8,7 +8,7 @@ cut along one dimension into blocks of one fixed shape of at most `chunk_points`
 kernel is compiled once per grid (and device) and its working memory stays bounded. The table and
 the axes are placed on each device once; a block's only new input is its start index per dim, from
 which the kernel gathers its slice (the profile rows by their flattened index). Each block is copied
-into the NumPy outputs, or handed to a sink that streams it to disk (`sweep.stream`), while XLA
+into the NumPy outputs, or handed to a sink that streams it to disk (`sweep.io.stream`), while XLA
 computes the next ones; blocks are dealt round-robin to the local devices.
 
 Elasticities ∂ln y/∂ln θ of the model's target output y are forward-mode derivatives (one

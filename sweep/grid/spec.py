@@ -22,8 +22,8 @@ import numpy as np
 from sweep import validate as V
 from sweep.calibration.store import BUILTIN
 from sweep.errors import SweepInputError, SweepWarning
-from sweep.files import read_text
 from sweep.grid.uncertainty_options import UncertaintyOptions, parse_uncertainty
+from sweep.io.files import read_text
 from sweep.vocabulary import (
     BATCH_MAX,
     CONVENTIONS,

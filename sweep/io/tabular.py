@@ -271,7 +271,7 @@ def check_best_names(spec, variable: str, over) -> None:
     """Before a grid is evaluated: `variable` must be an output sweep can write and the `over` dims among
     the grid's axes (or `pool`, `parameter`, `quantile`), so a typo fails at once, not after the run.
     `best` checks the result itself."""
-    from sweep.output import MONTE_CARLO_STATISTICS, VARIABLES
+    from sweep.io.output import MONTE_CARLO_STATISTICS, VARIABLES
 
     known = set(VARIABLES) | {f"{b}_{s}" for b in VARIABLES for s in MONTE_CARLO_STATISTICS}
     if variable not in known:
@@ -436,7 +436,7 @@ def write_csv(ds: xr.Dataset, path, variables=None, *, row_dims=None, coords=Non
     empty field, batch 0 as `max`. `variables` None: every variable but per-draw samples, and every
     auxiliary coordinate (a model's `parameters`) as a label column.
     """
-    from sweep.files import write_atomic
+    from sweep.io.files import write_atomic
 
     rows, extra, columns = table_columns(ds, variables, row_dims, coords)
     total = int(np.prod([ds.sizes[d] for d in rows])) if rows else 1

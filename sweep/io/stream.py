@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from sweep.errors import SweepInputError, SweepWarning
-from sweep.files import _cause, check_folder, remove_stale_temps, resolve_target
+from sweep.io.files import _cause, check_folder, remove_stale_temps, resolve_target
 
 STREAMING: dict = {}  # target -> Stream being written (read by the CLI's signal handler)
 

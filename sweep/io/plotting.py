@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from sweep.errors import SweepInputError
-from sweep.tabular import check_variables, labels, numeric_variables
+from sweep.io.tabular import check_variables, labels, numeric_variables
 
 SCALES = ("auto", "linear", "log")
 STATISTICS = {
@@ -112,7 +112,7 @@ def plot(
 ) -> str:
     """Draw `y` (default: the result's tokens per watt) against the dim `x`, one line per `hue` value and
     one panel per `col` (and `row`) value, and write the figure to `path` (format from the extension;
-    atomically). Every other dim of `y` must hold one value (select it first, e.g. `sweep.tabular.select`).
+    atomically). Every other dim of `y` must hold one value (select it first, e.g. `sweep.io.tabular.select`).
     Returns a one-line description of the figure."""
     path = os.fspath(path)
     ext = _check_format(path)
@@ -195,7 +195,7 @@ def plot(
         else:  # the dims held at one value, which the panel titles do not name
             fixed = [f"{d} = {labels(ds, d)[0]}" for d in dims if d not in used]
             fig.suptitle(", ".join(fixed) + (f" ({note})" if note else ""), y=1.02, fontsize=10)
-        from sweep.files import write_atomic
+        from sweep.io.files import write_atomic
 
         write_atomic(path, lambda tmp: fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight"))
     finally:

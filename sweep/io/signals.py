@@ -13,9 +13,9 @@ import os
 import signal
 import threading
 
-from sweep import files as _files
-from sweep.progress import OPEN_LINE
-from sweep.stream import STREAMING
+from sweep.io import files as _files
+from sweep.io.progress import OPEN_LINE
+from sweep.io.stream import STREAMING
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 state = {"target": None}  # the CLI's output file

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import xarray as xr
 
-from sweep.files import resolve_target, write_atomic
+from sweep.io.files import resolve_target, write_atomic
 from sweep.vocabulary import OPTIMUM_FLAGS, REFINEMENT_STATUS
 
 # name -> (long_name, CF units). Counts and ratios are dimensionless ("1"); strings have no units.
@@ -210,7 +210,7 @@ def global_attrs(*, title, convention, spec, command, version, extra=None) -> di
 
 
 def check_writable(path) -> None:
-    """Fail early (before any computing) if `path` cannot be written (see `sweep.files.resolve_target`)."""
+    """Fail early (before any computing) if `path` cannot be written (see `sweep.io.files.resolve_target`)."""
     resolve_target(path)
 
 
