@@ -202,6 +202,44 @@ def _hf_local_attention(cfg: dict, mt: str, L: int, src: str) -> tuple[int, int,
     return n_local, _hf_int(src, key, cfg[key], "positive"), chunked
 
 
+def _hf_experts(cfg: dict, arch: dict, llama4: bool, L: int, src: str, mk) -> None:
+    """The MoE fields of an HF config into `arch` (in place): expert widths, shared experts, dense layers,
+    mxfp4 experts (the family rules in `import_hf_config`'s docstring); `mk` makes a derived Value."""
+    if llama4:  # intermediate_size: routed and shared expert width; intermediate_size_mlp: dense FFN
+        width = arch["intermediate_size"].value
+        arch.setdefault("moe_intermediate_size", mk(width))
+        arch.setdefault("n_shared_experts", mk(1))
+        arch.setdefault("shared_intermediate_size", mk(width))
+        dense = cfg.get("intermediate_size_mlp")
+        arch["intermediate_size"] = (
+            Value(float(_hf_int(src, "intermediate_size_mlp", dense, "positive")), src, "measured", 0.0)
+            if dense is not None
+            else mk(16384)
+        )
+        moe_layers = cfg.get("moe_layers")
+        if isinstance(moe_layers, list):
+            n_moe = len({_hf_int(src, "moe_layers", i) for i in moe_layers} & set(range(L)))
+        else:
+            step = cfg.get("interleave_moe_layer_step") or 1
+            n_moe = L // _hf_int(src, "interleave_moe_layer_step", step, "positive")
+        arch.setdefault("n_dense_layers", mk(L - n_moe))
+    if "moe_intermediate_size" not in arch:  # Mixtral, gpt-oss: each expert is a full FFN
+        arch["moe_intermediate_size"] = mk(arch["intermediate_size"].value)
+    if "shared_intermediate_size" in arch and "n_shared_experts" not in arch:  # Qwen2-MoE; 0: none
+        arch["n_shared_experts"] = mk(1 if arch["shared_intermediate_size"].value > 0 else 0)
+    mlp_only = cfg.get("mlp_only_layers") or []
+    mlp_only = {
+        _hf_int(src, "mlp_only_layers", i) for i in (mlp_only if isinstance(mlp_only, list) else [mlp_only])
+    }
+    step = _hf_int(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive")
+    if "n_dense_layers" not in arch and (mlp_only or step != 1):
+        n_moe = L // step - sum(1 for i in mlp_only if i < L and (i + 1) % step == 0)
+        arch["n_dense_layers"] = mk(L - n_moe)
+    quant = cfg.get("quantization_config")
+    if isinstance(quant, dict) and str(quant.get("quant_method", "")).lower() == "mxfp4":
+        arch["mxfp4_experts"] = mk(1)
+
+
 def import_hf_config(path, name: str | None = None) -> ModelEntry:
     """Build a ModelEntry from a local Hugging Face `config.json` (no network).
 
@@ -269,40 +307,7 @@ def import_hf_config(path, name: str | None = None) -> ModelEntry:
         if chunked:
             arch["chunked_attention"] = mk(1)
     if arch.get("n_experts", Value(0)).value > 0:
-        if llama4:  # intermediate_size: routed and shared expert width; intermediate_size_mlp: dense FFN
-            width = arch["intermediate_size"].value
-            arch.setdefault("moe_intermediate_size", mk(width))
-            arch.setdefault("n_shared_experts", mk(1))
-            arch.setdefault("shared_intermediate_size", mk(width))
-            dense = cfg.get("intermediate_size_mlp")
-            arch["intermediate_size"] = (
-                Value(float(_hf_int(src, "intermediate_size_mlp", dense, "positive")), src, "measured", 0.0)
-                if dense is not None
-                else mk(16384)
-            )
-            moe_layers = cfg.get("moe_layers")
-            if isinstance(moe_layers, list):
-                n_moe = len({_hf_int(src, "moe_layers", i) for i in moe_layers} & set(range(L)))
-            else:
-                step = cfg.get("interleave_moe_layer_step") or 1
-                n_moe = L // _hf_int(src, "interleave_moe_layer_step", step, "positive")
-            arch.setdefault("n_dense_layers", mk(L - n_moe))
-        if "moe_intermediate_size" not in arch:  # Mixtral, gpt-oss: each expert is a full FFN
-            arch["moe_intermediate_size"] = mk(arch["intermediate_size"].value)
-        if "shared_intermediate_size" in arch and "n_shared_experts" not in arch:  # Qwen2-MoE; 0: none
-            arch["n_shared_experts"] = mk(1 if arch["shared_intermediate_size"].value > 0 else 0)
-        mlp_only = cfg.get("mlp_only_layers") or []
-        mlp_only = {
-            _hf_int(src, "mlp_only_layers", i)
-            for i in (mlp_only if isinstance(mlp_only, list) else [mlp_only])
-        }
-        step = _hf_int(src, "decoder_sparse_step", cfg.get("decoder_sparse_step", 1) or 1, "positive")
-        if "n_dense_layers" not in arch and (mlp_only or step != 1):
-            n_moe = L // step - sum(1 for i in mlp_only if i < L and (i + 1) % step == 0)
-            arch["n_dense_layers"] = mk(L - n_moe)
-        quant = cfg.get("quantization_config")
-        if isinstance(quant, dict) and str(quant.get("quant_method", "")).lower() == "mxfp4":
-            arch["mxfp4_experts"] = mk(1)
+        _hf_experts(cfg, arch, llama4, L, src, mk)
     if name is None:
         raw = cfg.get("_name_or_path") or path.parent.name or path.stem
         name = str(raw).rstrip("/").split("/")[-1].lower()

@@ -411,15 +411,38 @@ def run_grid(
     def trimmed(name, host, valid):
         return host[(slice(None),) * (len(layout.outputs[name][0]) + plan.split) + (slice(0, valid),)]
 
-    def copy(name, host, where, valid):  # into the in-memory results
-        lead = (slice(None),) * len(layout.outputs[name][0])
-        results[name][lead + where] = trimmed(name, host, valid)
+    def deliver(pool, block_id, where, valid, host):
+        if sink is not None:
+            sink.block(block_id, where, {name: trimmed(name, host[name], valid) for name in host})
+            return
+        lead = {name: (slice(None),) * len(layout.outputs[name][0]) for name in host}
 
+        def copy(name):  # into the in-memory results
+            results[name][lead[name] + where] = trimmed(name, host[name], valid)
+
+        for copying in [pool.submit(copy, name) for name in host]:
+            copying.result()
+
+    workers = min(len(layout.outputs), os.cpu_count() or 1)
+    _pipeline(plan, devices, dispatch, deliver, spare, wanted or (lambda _: True), progress, workers)
+    _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
+    _SPARE_BLOCKS[signature] = spare
+    if sink is None:  # profile dims flattened to the K rows of the table
+        for k, (lead, trail, _) in layout.outputs.items():
+            results[k] = results[k].reshape(lead + (n_rows,) + dims[layout.n_cat :] + trail)
+    return results
+
+
+def _pipeline(plan, devices, dispatch, deliver, spare, wanted, progress, workers) -> None:
+    """Compute the wanted blocks of `plan`, PIPELINE_DEPTH ahead per device, and `deliver` each in order.
+
+    `dispatch(device, starts)` starts a block's computation (asynchronous); the oldest block is copied to
+    the host by a pool of `workers` threads and handed to `deliver(pool, block_id, where, valid, host)`;
+    its XLA buffers then go back to `spare[device]` to be donated to a later call.
+    """
     start_time = time.perf_counter()
-    wanted = wanted or (lambda _: True)
     todo = ((i, b) for i, b in enumerate(plan.blocks()) if wanted(i))
     total = sum(1 for i in range(plan.n_blocks) if wanted(i))
-    workers = min(len(layout.outputs), os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = collections.deque()
         for done in range(1, total + 1):
@@ -431,20 +454,10 @@ def run_grid(
                 pending.append((device, dispatch(device, starts), block_id, where, valid))
             device, block, block_id, where, valid = pending.popleft()
             host = dict(zip(block, pool.map(np.asarray, block.values())))
-            if sink is None:
-                for copying in [pool.submit(copy, name, host[name], where, valid) for name in host]:
-                    copying.result()
-            else:
-                sink.block(block_id, where, {name: trimmed(name, host[name], valid) for name in host})
+            deliver(pool, block_id, where, valid, host)
             spare[device].append(block)
             if progress is not None:
                 progress(done, total, time.perf_counter() - start_time)
-    _SPARE_BLOCKS.clear()  # keep the last grid's block buffers (a few MB) for the next run
-    _SPARE_BLOCKS[signature] = spare
-    if sink is None:  # profile dims flattened to the K rows of the table
-        for k, (lead, trail, _) in layout.outputs.items():
-            results[k] = results[k].reshape(lead + (n_rows,) + dims[layout.n_cat :] + trail)
-    return results
 
 
 # ---------------------------------------------------------------------------------------------
