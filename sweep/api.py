@@ -181,33 +181,10 @@ def _run(spec, out, streamed, show, precision, resume, compression, max_memory, 
     options = dict(dtype=spec.dtype, chunk_points=spec.chunk_points)
     axes, extras = point_inputs(spec, point_axes)
     layout = grid_layout(table, axes, model, keep=keep, elasticities=spec.elasticities, **options)
-    extra_attrs = {}
-    if spec.mode == "fleet":
-        extra_attrs["fleet_lengths"] = (
-            "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
-            "compressed requests' output tokens)"
-            if spec.convention == "paper"
-            else "exact (requests routed by (lo, hi], compressed requests generate the clipped output)"
-        )
+    extra_attrs = fleet_length_attrs(spec)
 
     def attrs(extra):
-        return global_attrs(
-            title=spec.title,
-            convention=spec.convention,
-            spec=spec.raw,
-            command=command or f"sweep.run({spec.where!r})",
-            version=__version__,
-            extra={
-                "profile_kind": spec.profile,
-                "precision": f"{precision}, {spec.dtype} storage",
-                **provenance_fields(table)[0],
-                **{k: v for k, v in spec.params.items() if v is not None},
-                **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}),
-                **({"calibration": spec.calibration} if spec.calibration else {}),
-                **extra_attrs,
-                **extra,
-            },
-        )
+        return run_attrs(spec, table, precision, command, {**extra_attrs, **extra})
 
     if streamed:
         grid = (table, spec, point_axes, point_params, model, axes, extras, keep)
@@ -260,6 +237,40 @@ def _run(spec, out, streamed, show, precision, resume, compression, max_memory, 
         _progress.stage(show, "write")
         write_result(ds, out)
     return ds
+
+
+def fleet_length_attrs(spec) -> dict:
+    """The `fleet_lengths` attribute of a fleet grid: how request lengths are routed (none for instances)."""
+    if spec.mode != "fleet":
+        return {}
+    return {
+        "fleet_lengths": (
+            "planner (paper convention: the planner's routing of the long pool's first CDF segment and its count of "
+            "compressed requests' output tokens)"
+            if spec.convention == "paper"
+            else "exact (requests routed by (lo, hi], compressed requests generate the clipped output)"
+        )
+    }
+
+
+def run_attrs(spec, table, precision, command, extra: dict) -> dict:
+    """The global attributes of a run's Dataset: spec, command, version, precision, provenance, `extra`."""
+    return global_attrs(
+        title=spec.title,
+        convention=spec.convention,
+        spec=spec.raw,
+        command=command or f"sweep.run({spec.where!r})",
+        version=__version__,
+        extra={
+            "profile_kind": spec.profile,
+            "precision": f"{precision}, {spec.dtype} storage",
+            **provenance_fields(table)[0],
+            **{k: v for k, v in spec.params.items() if v is not None},
+            **({"elasticity_method": RELAXATION_NOTE} if spec.elasticities else {}),
+            **({"calibration": spec.calibration} if spec.calibration else {}),
+            **extra,
+        },
+    )
 
 
 def check_output(out) -> None:

@@ -175,6 +175,28 @@ def add_parser(sub) -> None:
     p_run.add_argument("--samples", type=int, metavar="N", help="Monte Carlo draws (default 4096)")
     p_run.add_argument("--seed", type=int, metavar="S", help="Monte Carlo seed (default 0)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_large_grid_options(p_run)
+    p_run.add_argument(
+        "--best",
+        metavar="VARIABLE",
+        help="also print, per combination of the other dims, the setting of the --over dims with the largest "
+        "VARIABLE (any numeric output), e.g. --best tokens_per_watt --over gpu,tp; points with feasible = 0, "
+        "exceeds_model_context = 1 or meets_slo = 0 are skipped (printed even with -q)",
+    )
+    p_run.add_argument(
+        "--over",
+        type=comma_list,
+        metavar="DIM[,...]",
+        help="dims --best chooses over (default: every dim of VARIABLE: the single best point)",
+    )
+    p_run.add_argument(
+        "--min", action="store_true", help="--best picks the smallest value (cost, time, power)"
+    )
+    p_run.set_defaults(func=cmd_run_with_answers)
+
+
+def add_large_grid_options(p_run) -> None:
+    """`sweep run`'s options for large grids: streaming, --resume, compression, memory, distributed."""
     big = p_run.add_argument_group(
         "large grids",
         "With -o out.nc or -o out.zarr (and no --uncertainty), blocks are streamed to the file as they are "
@@ -214,20 +236,3 @@ def add_parser(sub) -> None:
     big.add_argument(
         "--process-id", type=int, metavar="I", help="this process's index, 0..N-1 (--distributed)"
     )
-    p_run.add_argument(
-        "--best",
-        metavar="VARIABLE",
-        help="also print, per combination of the other dims, the setting of the --over dims with the largest "
-        "VARIABLE (any numeric output), e.g. --best tokens_per_watt --over gpu,tp; points with feasible = 0, "
-        "exceeds_model_context = 1 or meets_slo = 0 are skipped (printed even with -q)",
-    )
-    p_run.add_argument(
-        "--over",
-        type=comma_list,
-        metavar="DIM[,...]",
-        help="dims --best chooses over (default: every dim of VARIABLE: the single best point)",
-    )
-    p_run.add_argument(
-        "--min", action="store_true", help="--best picks the smallest value (cost, time, power)"
-    )
-    p_run.set_defaults(func=cmd_run_with_answers)
