@@ -97,6 +97,37 @@ def _check_format(path: str) -> str:
     return ext
 
 
+def _checked_roles(ds: xr.Dataset, y: str, roles: dict, where: str) -> tuple:
+    """Check that `y` is numeric and that the dims of `roles` ({option: dim}) leave one value of every other
+    dim; return (`ds[y]`, its dims, the dims used)."""
+    check_variables(ds, [y], where, option="--y")
+    if y not in numeric_variables(ds):
+        raise SweepInputError(
+            f"{where}: --y: {y} is not numeric; allowed: {', '.join(numeric_variables(ds))}"
+        )
+    da = ds[y]
+    dims = [str(d) for d in da.dims]
+    for option, dim in roles.items():
+        if dim is not None and dim not in dims:
+            raise SweepInputError(
+                f"{where}: {option}: {dim!r} is not a dim of {y}; allowed: {', '.join(dims)}"
+            )
+    used = [d for d in roles.values() if d is not None]
+    if len(set(used)) != len(used):
+        raise SweepInputError(
+            f"{where}: --x, --hue, --col and --row must name different dims; got {', '.join(used)}"
+        )
+    for d in dims:
+        if d not in used and da.sizes[d] > 1:
+            raise SweepInputError(
+                f"{where}: {y} also varies over {d} ({_few(labels(ds, d))}); allowed: pick one with "
+                f"--sel {d}=VALUE or draw it with --hue/--col/--row {d}"
+            )
+    if not np.isfinite(da.values.astype(np.float64)).any():
+        raise SweepInputError(f"{where}: nothing to plot: every value of {y} in the selection is NaN")
+    return da, dims, used
+
+
 def plot(
     ds: xr.Dataset,
     path,
@@ -117,32 +148,7 @@ def plot(
     path = os.fspath(path)
     ext = _check_format(path)
     y = y or default_variable(ds)
-    check_variables(ds, [y], where, option="--y")
-    if y not in numeric_variables(ds):
-        raise SweepInputError(
-            f"{where}: --y: {y} is not numeric; allowed: {', '.join(numeric_variables(ds))}"
-        )
-    da = ds[y]
-    dims = [str(d) for d in da.dims]
-    roles = {"--x": x, "--hue": hue, "--col": col, "--row": row}
-    for option, dim in roles.items():
-        if dim is not None and dim not in dims:
-            raise SweepInputError(
-                f"{where}: {option}: {dim!r} is not a dim of {y}; allowed: {', '.join(dims)}"
-            )
-    used = [d for d in roles.values() if d is not None]
-    if len(set(used)) != len(used):
-        raise SweepInputError(
-            f"{where}: --x, --hue, --col and --row must name different dims; got {', '.join(used)}"
-        )
-    for d in dims:
-        if d not in used and da.sizes[d] > 1:
-            raise SweepInputError(
-                f"{where}: {y} also varies over {d} ({_few(labels(ds, d))}); allowed: pick one with "
-                f"--sel {d}=VALUE or draw it with --hue/--col/--row {d}"
-            )
-    if not np.isfinite(da.values.astype(np.float64)).any():
-        raise SweepInputError(f"{where}: nothing to plot: every value of {y} in the selection is NaN")
+    da, dims, used = _checked_roles(ds, y, {"--x": x, "--hue": hue, "--col": col, "--row": row}, where)
 
     data = da.copy()
     data.attrs = {"long_name": axis_label(ds, y)}
