@@ -1,0 +1,1 @@
+"""Sections of scripts/benchmark.py over a shared harness (timing, child processes, options)."""
