@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sweep import reproduce
+from sweep.reproduce import figures as reproduce
 
 matplotlib.use("Agg")
 
