@@ -50,7 +50,8 @@ UNCERTAINTY_NOTE = (
     "first-order propagation: each parameter with a catalog uncertainty u (relative half-width) "
     "has an independent uniform error on [-u, u] (variance u^2/3); rel_uncertainty = "
     "sqrt(sum_i (elasticity_i * u_i)^2 / 3) is the relative standard deviation of "
-    "tokens_per_watt; low/high = value * (1 -/+ 2 * rel_uncertainty)"
+    "tokens_per_watt (first order, of ln tokens_per_watt); low/high = value * exp(-/+ 2 * rel_uncertainty), "
+    "positive for any rel_uncertainty and value * (1 -/+ 2 * rel_uncertainty) to first order"
 )
 
 
@@ -155,7 +156,7 @@ def run(
         spec = dataclasses.replace(spec, elasticities=bool(elasticities) or first_order)
     streamed = out is not None and spec.uncertainty is None and not is_csv(out)
     if out is not None:
-        check_output(out)
+        check_output(out, spec, streamed)
     if (resume or distributed) and not streamed:
         raise SweepInputError(
             f"{'resume' if resume else 'distributed'}: needs a streamed output: an output path (-o out.nc or "
@@ -273,9 +274,20 @@ def run_attrs(spec, table, precision, command, extra: dict) -> dict:
     )
 
 
-def check_output(out) -> None:
-    """Fail early (before computing) if `out` names a format sweep does not write or cannot be written."""
+def check_output(out, spec=None, streamed: bool = False) -> None:
+    """Fail early (before computing) if `out` names a format sweep does not write, cannot be written, is
+    standard output (`-`), or would replace one of the grid's inputs (the grid file, a file it names;
+    `streamed`: also `<out>.partial`)."""
+    from sweep.io.files import check_not_an_input, is_stdout
+    from sweep.io.output import grid_inputs
+
+    if is_stdout(out):
+        raise SweepInputError(
+            "-: out: sweep.run writes NetCDF, Zarr or CSV files, not standard output; allowed: a file name"
+        )
     check_table_format(out)
+    if spec is not None:
+        check_not_an_input(out, grid_inputs(spec), key="out", partial=streamed)
     if not is_csv(out) and output_format(out) == "zarr":
         check_zarr_target(out)
     else:
@@ -351,8 +363,14 @@ def run_streamed(grid, layout, out, attrs, show, *, resume, compression, distrib
         for k, (lead, trail, dt) in layout.outputs.items()
     }
     skeleton = skeleton.drop_vars(list(streamed))
-    key = run_key(spec.raw, spec.dtype, layout.dims, chunks, sorted(layout.outputs), level, __version__)
-    stream = Stream(out, key, layout.plan.n_blocks, process=process, compression=level)
+    from sweep.grid.tables import input_files
+    from sweep.io.stream import file_digests
+
+    inputs = file_digests(input_files(spec))  # an edited catalog, calibration or CDF: no resume
+    key = run_key(
+        spec.raw, spec.dtype, layout.dims, chunks, sorted(layout.outputs), level, __version__, inputs
+    )
+    stream = Stream(out, key, layout.plan.n_blocks, process=process, compression=level, inputs=inputs)
     if process == 0:
         done = stream.recorded() if resume else None
         if done is None or not stream.reopen():
@@ -481,7 +499,7 @@ def point_inputs(spec: _grid.GridSpec, point_axes: list) -> tuple:
 
 
 def sensitivity(
-    spec, method: str = "sobol", *, samples: int | None = None, seed: int = 0, out=None
+    spec, method: str = "sobol", *, samples: int | None = None, seed: int = 0, out=None, max_memory=None
 ) -> xr.Dataset:
     """Global sensitivity indices of the grid's target output (tokens_per_watt, or fleet_tokens_per_watt)
     at every grid point, to the uncertain parameters of its `[uncertainty]` table (default: every
@@ -491,8 +509,16 @@ def sensitivity(
         spec: a grid file, dict or `GridSpec`.
         method: "sobol" (S1, ST with bootstrap half-widths), "morris" (mu_star, sigma), "dgsm" (nu and
             the bound on ST from JAX gradients) or "oat" (±20 % one-at-a-time tornado).
-        samples: base samples N (Sobol' evaluates N·(d + 2) draws, Morris N trajectories); seed: the design's.
+        samples: base samples N, an integer >= 2 (default: sobol 1024, morris 64, dgsm 1024; Sobol' evaluates
+            N·(d + 2) draws, with N rounded up to a power of 2 and a warning; Morris N trajectories).
+        seed: the design's, an integer 0 <= seed < 2^63.
         out: optional NetCDF path.
+        max_memory: the memory budget of the design and its outputs, bytes or text such as "8GiB" (default
+            $SWEEP_MAX_MEMORY, else half of RAM, as `sweep.run`); a design over it stops before computing.
+
+    Indices are NaN at grid points where a draw has no finite output (no sequence fits); the variable
+    `feasible_fraction` (sobol, morris, dgsm) is the fraction of the draws where one fits; warnings count
+    those points and the Sobol' indices outside [0, 1] (docs/uncertainty.md §4).
 
     >>> grid = {"profile": "roofline", "axes": {"gpu": ["B200"], "model": ["llama-3.1-8b"], "context": [8192]}}
     >>> s = sweep.sensitivity(grid, method="oat")
@@ -501,6 +527,10 @@ def sensitivity(
     """
     from sweep.uncertainty import sensitivity as _sens
 
+    if method not in _sens.METHODS:
+        raise SweepInputError(f"--method '{method}': allowed values: {', '.join(_sens.METHODS)}")
+    _sens.check_samples(method, samples)  # before the grid's tables are built
+    seed = _sens.check_seed(seed)
     spec = as_spec(spec)
     if out is not None:
         check_writable(out)
@@ -518,6 +548,7 @@ def sensitivity(
         extras=extras,
         chunk_points=spec.chunk_points,
         where=spec.where,
+        max_memory=max_memory,
     )
     ds = _sens.to_dataset(
         result,
@@ -526,7 +557,7 @@ def sensitivity(
         spec.axes,
         method=method,
         target=model.target,
-        samples=samples or _sens.DEFAULT_SAMPLES[method],
+        samples=result["samples"],  # as used: the default, or Sobol's rounded up to a power of 2
         seed=seed,
     )
     ds.attrs["evaluations"] = result["evaluations"]
@@ -536,10 +567,26 @@ def sensitivity(
 
 
 def uncertainty_key(raw: dict, uncertainty, samples, seed):
-    """The grid's `uncertainty` value with the `sweep.run` / command-line overrides applied."""
+    """The grid's `uncertainty` value with the `sweep.run` / command-line overrides applied.
+
+    `samples` and `seed` are the Monte Carlo draws': given without an uncertainty method (neither the
+    `uncertainty` argument nor the grid's key), they are refused rather than switching Monte Carlo on
+    (and streaming off) silently; with the first-order band, which has no draws, a warning says they
+    are ignored. Their values are checked with the grid's `[uncertainty]` table."""
+    from sweep.grid.uncertainty_options import valid_count, valid_seed
+
     given = raw.get("uncertainty")
     if uncertainty is None:
-        uncertainty = given if given is not None else "monte_carlo"
+        uncertainty = given
+    draws = {name: value for name, value in (("samples", samples), ("seed", seed)) if value is not None}
+    if uncertainty is None or uncertainty is False:
+        if draws:
+            raise SweepInputError(
+                f"sweep.run: {' and '.join(draws)} {'need' if len(draws) > 1 else 'needs'} uncertainty: "
+                f"{', '.join(f'{k}={v!r}' for k, v in draws.items())} given but no uncertainty method; allowed: "
+                "uncertainty='monte_carlo' (--uncertainty) or an [uncertainty] table in the grid file"
+            )
+        return uncertainty
     if uncertainty is True:
         uncertainty = "first_order"
     if isinstance(uncertainty, str):
@@ -547,10 +594,17 @@ def uncertainty_key(raw: dict, uncertainty, samples, seed):
         uncertainty = {**base, "method": uncertainty}
     if isinstance(uncertainty, dict):  # merged into the grid's own table (its parameters, correlation)
         uncertainty = {**(given if isinstance(given, dict) else {}), **uncertainty}
-        if samples is not None:
-            uncertainty["samples"] = samples
+        if draws and uncertainty.get("method", "monte_carlo") == "first_order":
+            warnings.warn(
+                f"sweep.run: {' and '.join(draws)} ignored: the first-order band has no draws "
+                "(they are Monte Carlo's: uncertainty='monte_carlo')",
+                SweepWarning,
+                stacklevel=3,
+            )
+        if samples is not None:  # an integer as an int (the grid's record); anything else the table refuses
+            uncertainty["samples"] = samples if valid_count(samples, 2) is None else valid_count(samples, 2)
         if seed is not None:
-            uncertainty["seed"] = seed
+            uncertainty["seed"] = seed if valid_seed(seed) is None else valid_seed(seed)
     return uncertainty
 
 
@@ -584,7 +638,11 @@ def add_monte_carlo(
 
 
 def add_uncertainty(ds: xr.Dataset, table: ProfileTable, widths: dict | None = None) -> None:
-    """tokens/W relative uncertainty and a ±2σ band from the elasticities (see UNCERTAINTY_NOTE)."""
+    """tokens/W relative uncertainty and a ±2σ band from the elasticities (see UNCERTAINTY_NOTE).
+
+    The elasticities are d ln y / d ln θ, so σ = sqrt(Σ (e_i·u_i)²/3) is the first-order standard deviation
+    of ln y, and the band is taken in log space: low/high = y·exp(∓2σ). It stays positive however large σ is
+    (the linear y·(1 ∓ 2σ) went negative beyond σ = 0.5) and equals y·(1 ∓ 2σ) + O(σ²)."""
     target = "fleet_tokens_per_watt" if "fleet_tokens_per_watt" in ds else "tokens_per_watt"
     cat_shape = tuple(len(v) for v in table.categorical.values())
     widths = table.uncertainty if widths is None else widths
@@ -594,8 +652,8 @@ def add_uncertainty(ds: xr.Dataset, table: ProfileTable, widths: dict | None = N
     u = xr.DataArray(u, dims=["parameter"] + list(table.categorical), coords={"parameter": ds.parameter})
     rel = np.sqrt(((ds.elasticity * u) ** 2).sum("parameter", skipna=False) / 3.0)
     ds[f"{target}_rel_uncertainty"] = rel
-    ds[f"{target}_low"] = ds[target] * (1 - 2 * rel)
-    ds[f"{target}_high"] = ds[target] * (1 + 2 * rel)
+    ds[f"{target}_low"] = ds[target] * np.exp(-2 * rel)
+    ds[f"{target}_high"] = ds[target] * np.exp(2 * rel)
     ds["uncertainty"] = u
     annotate(ds)
 

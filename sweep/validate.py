@@ -13,6 +13,15 @@ from sweep.errors import InvalidValueError, MissingFieldError
 MAX_AXIS_VALUES = 10**7  # values one range may expand to (checked before expanding)
 MIN_CHUNK_POINTS = 1024  # smaller chunks only add per-call overhead
 
+# Upper bounds of grid counts, from what the engine computes exactly. It evaluates every grid value in
+# float64 (integers exact up to 2^53), rounds counts to int64 in its floors (sweep.physics.intmath) and
+# stores integer coordinates as int64 (< 2^63): a count up to 2^53 is exact everywhere.
+MAX_COUNT = 2**53  # tokens (context, b_short, long_context, chunk), sequences (batch), GPUs, parameters
+# the KV budget floors (budget bytes) // (KV bytes per token · block tokens) in int64: with blocks of at
+# most 2^20 tokens the divisor stays below 2^63 for any KV row under 2^43 bytes per token
+MAX_BLOCK_TOKENS = 2**20
+MAX_BYTES = 2**53  # bytes taken from the KV budget (reserve_bytes): exact, and an int64 budget floor
+
 # rule name -> (test on a finite number, allowed text)
 RULES = {
     "finite": (lambda v: True, "finite numbers"),
@@ -44,16 +53,26 @@ def finite(v) -> bool:
         return False
 
 
-def number(where: str, key: str, v, rule: str = "finite", integer: bool = False):
-    """Check that `v` is a finite number obeying `rule` (and whole when `integer`); return it."""
+def number(where: str, key: str, v, rule: str = "finite", integer: bool = False, most=None):
+    """Check that `v` is a finite number obeying `rule` (whole when `integer`, at most `most` when
+    given); return it."""
     test, allowed = RULES[rule]
     if integer:
         allowed = allowed.replace("numbers", "integers")
+    if most is not None:
+        allowed += f", at most {bound_text(most)}"
     if not is_number(v) or not finite(v):
         fail(where, key, f"got {v!r}", allowed)
-    if not test(v) or (integer and not float(v).is_integer()):
+    if not test(v) or (integer and not float(v).is_integer()) or (most is not None and v > most):
         fail(where, key, f"got {v!r}", allowed)
     return v
+
+
+def bound_text(most) -> str:
+    """An upper bound as users read it: 2^53 = 9007199254740992 for a power of two, else the number."""
+    if isinstance(most, int) and most > 1024 and most & (most - 1) == 0:
+        return f"2^{most.bit_length() - 1} = {most}"
+    return f"{most:g}" if isinstance(most, float) else str(most)
 
 
 def ordered(where: str, pairs: dict) -> None:

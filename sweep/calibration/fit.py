@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sweep import validate as V
 from sweep.calibration.model import predict, row_inputs
 from sweep.errors import InvalidValueError, SweepInputError, SweepWarning
 from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT, MECHANISMS
@@ -71,9 +72,38 @@ def check_fit_names(names) -> tuple:
     return names
 
 
+def check_prompt_tokens(value, where: str, most: float | None = None) -> float:
+    """The assumed mean prompt length (`prompt_tokens`, the CLI's --prompt-tokens), checked: a finite
+    number >= 0 (at most `most` when given); a one-line `SweepInputError` naming `where` otherwise."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return float(V.number(where, "prompt_tokens (--prompt-tokens)", value, "nonnegative", most=most))
+
+
 def _start(name: str) -> float:
     m = MECHANISMS[name]
     return m.fixed if m.fixed > m.lower else m.lower + 0.01 * (m.upper - m.lower)
+
+
+@dataclass
+class _Problem:
+    """What one fit solves: the free parameters (their bounds, scale and start), the data and the rows."""
+
+    mech_names: tuple
+    groups: tuple
+    index: np.ndarray  # (K,) group of each row
+    use: np.ndarray  # (K,) rows fitted: the ones asked for, each distinct row once
+    prompt_tasks: tuple  # tasks whose prompt length is fitted
+    unknown_prompt: bool  # some fitted row leaves its prompt blank
+    lower: np.ndarray
+    upper: np.ndarray
+    scale: np.ndarray  # x = θ / scale: O(1) variables
+    start: np.ndarray
+    fixed: dict  # mechanisms at their priors
+    data: tuple  # the residual function's arrays (see `_residuals`)
+    static: dict  # its static arguments
+    m: int  # residuals
+    k: int  # parameters
 
 
 def fit(
@@ -87,24 +117,55 @@ def fit(
     """Fit `names` per group to `measurements` (a `Measurements`); see the module docstring.
 
     `prompt_tokens` is the assumed mean prompt length of chat rows that leave it blank (and the start of
-    every fitted one); every other task present gets its own fitted prompt length, and so does chat when
-    "prompt_tokens" is among `names` (module docstring). `use`: optional
-    boolean mask of the rows to fit (the others are ignored; same shapes, so no recompilation).
+    every fitted one; finite, in `PROMPT_BOUNDS`); every other task present gets its own fitted prompt
+    length, and so does chat when "prompt_tokens" is among `names` (module docstring). `use`: optional
+    boolean mask of the rows to fit (the others are ignored; same shapes, so no recompilation). A row that
+    repeats an earlier one exactly (`Measurements.distinct`) is fitted once: the degrees of freedom and
+    standard errors count distinct rows.
     """
     from scipy.optimize import least_squares
 
     if per not in CALIBRATION_GROUPS:
         raise InvalidValueError(f"--per '{per}': allowed values: {', '.join(CALIBRATION_GROUPS)}")
     names = check_fit_names(names)
+    prompt_tokens = check_prompt_tokens(prompt_tokens, _files(measurements), most=PROMPT_BOUNDS[1])
+    problem = _problem(measurements, names, per, prompt_tokens, use)
+
+    def fun(x):
+        return np.asarray(_RESIDUALS(x, problem.data, **problem.static))
+
+    def jac(x):
+        return np.asarray(_JACOBIAN(x, problem.data, **problem.static))
+
+    sol = least_squares(
+        fun,
+        problem.start / problem.scale,
+        jac=jac,
+        bounds=(problem.lower / problem.scale, problem.upper / problem.scale),
+        method="trf",
+        x_scale="jac",
+        xtol=1e-12,
+        ftol=1e-12,
+        gtol=1e-12,
+        max_nfev=500,
+    )
+    result = _result(problem, sol, jac(sol.x), per, prompt_tokens)
+    if PROMPT in names and not problem.unknown_prompt:
+        result.warnings.append("prompt_tokens: every row gives its prompt length; nothing to fit")
+    return result
+
+
+def _problem(measurements, names: tuple, per: str, prompt_tokens: float, use) -> _Problem:
+    """The `_Problem` of fitting `names` per group `per` to the rows `use` (None: all) of `measurements`."""
     fit_prompt = PROMPT in names
     mech_names = tuple(n for n in names if n != PROMPT)
     inputs = row_inputs(measurements)
     rows = measurements.rows
     use = np.ones(len(rows), bool) if use is None else np.asarray(use, bool)
+    use = use & measurements.distinct()
     groups = tuple(dict.fromkeys(_group_of(r, per) for r, u in zip(rows, use) if u))
     index = np.array([groups.index(_group_of(r, per)) if u else 0 for r, u in zip(rows, use)])
     unknown = np.isnan(inputs.prompt_tokens) & use
-    unknown_prompt = bool(unknown.any())
     tasks_of_rows = [r.get("task", REFERENCE_TASK) for r in rows]
     prompt_tasks = tuple(
         t
@@ -117,19 +178,18 @@ def fit(
     itl = measurements.column("itl_s")
     m = 2 * int(use.sum()) + int((np.isfinite(itl) & use).sum())
     if m <= k:
+        repeated = " (repeated rows count once)" if not measurements.distinct().all() else ""
         raise SweepInputError(
-            f"{_files(measurements)}: {int(use.sum())} rows give {m} residuals, not more than the {k} "
-            f"parameters to fit; add rows or fit fewer parameters (--fit)"
+            f"{_files(measurements)}: {int(use.sum())} rows{repeated} give {m} residuals, not more than the "
+            f"{k} parameters to fit; add rows or fit fewer parameters (--fit)"
         )
-
     lower = np.array(
         [MECHANISMS[n].lower for _ in groups for n in mech_names] + [PROMPT_BOUNDS[0]] * n_prompts
     )
     upper = np.array(
         [MECHANISMS[n].upper for _ in groups for n in mech_names] + [PROMPT_BOUNDS[1]] * n_prompts
     )
-    scale = np.maximum(np.abs(upper - lower) * 0.01, 1e-12)  # x = θ / scale: O(1) variables
-    start = np.array([_start(n) for _ in groups for n in mech_names] + [prompt_tokens] * n_prompts)
+    scale = np.maximum(np.abs(upper - lower) * 0.01, 1e-12)
     fixed = {n: MECHANISMS[n].fixed for n in MECHANISMS if n not in mech_names}
     data = (
         scale,
@@ -144,56 +204,55 @@ def fit(
         measurements.column("power_w"),
         itl,
     )
-    static = dict(names=mech_names, n_groups=len(groups), n_prompts=n_prompts)
-
-    def fun(x):
-        return np.asarray(_RESIDUALS(x, data, **static))
-
-    def jac(x):
-        return np.asarray(_JACOBIAN(x, data, **static))
-
-    sol = least_squares(
-        fun,
-        start / scale,
-        jac=jac,
-        bounds=(lower / scale, upper / scale),
-        method="trf",
-        x_scale="jac",
-        xtol=1e-12,
-        ftol=1e-12,
-        gtol=1e-12,
-        max_nfev=500,
+    return _Problem(
+        mech_names=mech_names,
+        groups=groups,
+        index=index,
+        use=use,
+        prompt_tasks=prompt_tasks,
+        unknown_prompt=bool(unknown.any()),
+        lower=lower,
+        upper=upper,
+        scale=scale,
+        start=np.array([_start(n) for _ in groups for n in mech_names] + [prompt_tokens] * n_prompts),
+        fixed=fixed,
+        data=data,
+        static=dict(names=mech_names, n_groups=len(groups), n_prompts=n_prompts),
+        m=m,
+        k=k,
     )
+
+
+def _result(problem: _Problem, sol, j: np.ndarray, per: str, prompt_tokens: float) -> Fit:
+    """The `Fit` of a solved problem: values, standard errors from s²·(JᵀJ)⁻¹, correlations, warnings.
+    `j`: ∂r/∂x at the solution (x = θ / scale: well conditioned)."""
+    p, scale = problem, problem.scale
     theta = sol.x * scale
-    span = upper - lower
-    theta = np.where(theta - lower < 1e-9 * span, lower, np.where(upper - theta < 1e-9 * span, upper, theta))
-    j = jac(sol.x)  # ∂r/∂x, x = θ / scale: well conditioned
-    dof = max(m - k, 1)
-    s2 = 2.0 * sol.cost / dof
+    span = p.upper - p.lower
+    theta = np.where(
+        theta - p.lower < 1e-9 * span, p.lower, np.where(p.upper - theta < 1e-9 * span, p.upper, theta)
+    )
+    s2 = 2.0 * sol.cost / max(p.m - p.k, 1)
     cov = s2 * np.linalg.pinv(j.T @ j) * np.outer(scale, scale)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     denom = np.outer(se, se)
     corr = np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
-    labels = tuple(f"{g}.{n}" for g in groups for n in mech_names) + tuple(
-        f"{PROMPT}.{t}" for t in prompt_tasks
+    labels = tuple(f"{g}.{n}" for g in p.groups for n in p.mech_names) + tuple(
+        f"{PROMPT}.{t}" for t in p.prompt_tasks
     )
-
-    values, errors = {}, {}
-    for gi, g in enumerate(groups):
-        values[g] = {**fixed}
-        errors[g] = {}
-        for ji, n in enumerate(mech_names):
-            values[g][n] = float(theta[gi * len(mech_names) + ji])
-            errors[g][n] = float(se[gi * len(mech_names) + ji])
-        values[g] = {n: values[g][n] for n in MECHANISMS}
-    n_mech = len(groups) * len(mech_names)
+    values, errors, n_names = {}, {}, len(p.mech_names)
+    for gi, g in enumerate(p.groups):
+        free = {n: float(theta[gi * n_names + ji]) for ji, n in enumerate(p.mech_names)}
+        values[g] = {n: free.get(n, p.fixed.get(n)) for n in MECHANISMS}
+        errors[g] = {n: float(se[gi * n_names + ji]) for ji, n in enumerate(p.mech_names)}
+    n_mech = len(p.groups) * n_names
     fitted_tasks = {
         t: {"handling": "fitted", "value": float(theta[n_mech + i]), "standard_error": float(se[n_mech + i])}
-        for i, t in enumerate(prompt_tasks)
+        for i, t in enumerate(p.prompt_tasks)
     }
     if REFERENCE_TASK in fitted_tasks:
         prompt = dict(fitted_tasks.pop(REFERENCE_TASK))
-    elif unknown_prompt:
+    elif p.unknown_prompt:
         prompt = {"handling": "assumed", "value": float(prompt_tokens)}
     else:
         prompt = {"handling": "measured"}
@@ -201,20 +260,18 @@ def fit(
         prompt["tasks"] = fitted_tasks
     result = Fit(
         per=per,
-        fitted=mech_names,
-        groups=groups,
+        fitted=p.mech_names,
+        groups=p.groups,
         values=values,
         standard_errors=errors,
         parameters=labels,
         correlation=corr,
         prompt=prompt,
-        rows={g: int(((index == gi) & use).sum()) for gi, g in enumerate(groups)},
+        rows={g: int(((p.index == gi) & p.use).sum()) for gi, g in enumerate(p.groups)},
         cost=float(sol.cost),
         evaluations=int(sol.nfev),
     )
-    result.warnings = _identifiability(labels, theta, se, corr, lower, upper)
-    if PROMPT in names and not unknown_prompt:
-        result.warnings.append("prompt_tokens: every row gives its prompt length; nothing to fit")
+    result.warnings = _identifiability(labels, theta, se, corr, p.lower, p.upper)
     return result
 
 

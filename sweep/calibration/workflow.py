@@ -4,20 +4,20 @@ files, fit or apply a calibration, write the calibration TOML or the predictions
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from sweep.calibration.fit import emit_warnings, fit
-from sweep.calibration.measurements import read_measurements
+from sweep.calibration.fit import check_prompt_tokens, emit_warnings, fit
+from sweep.calibration.measurements import PREDICTED, PREDICTED_COLUMNS, read_measurements
 from sweep.calibration.store import calibration_table, from_fit, load_calibration, write_calibration
 from sweep.calibration.validation import errors, predictions, row_prompt_tokens
 from sweep.io.files import write_atomic
 from sweep.physics.mechanisms import ASSUMED_PROMPT_TOKENS, DEFAULT_FIT
-
-PREDICTED = ("tokens_per_second", "power_w", "tokens_per_joule", "itl_s")
 
 
 def calibrate(
@@ -26,7 +26,10 @@ def calibrate(
     """Fit the decode-step mechanisms to measurement files; write the calibration to `out` (TOML).
 
     Returns the calibration document (the TOML's content). Identifiability problems are emitted
-    as `SweepWarning`s and recorded in the document.
+    as `SweepWarning`s and recorded in the document. Refused with a one-line `SweepInputError`: a bad
+    or physically impossible measurement (`sweep.calibration.measurements`), a `prompt_tokens` that is
+    not a finite number in [0, 32768]. Rows that repeat an earlier row exactly warn and count once (in
+    the fit and in the residuals).
 
     >>> doc = sweep.calibrate("sweep/data/measurements/mlenergy-v3-chat.csv")  # doctest: +SKIP
     """
@@ -34,6 +37,10 @@ def calibrate(
     result = fit(data, names=fit_names, per=per, prompt_tokens=prompt_tokens)
     emit_warnings(result)
     prompt = row_prompt_tokens(data, result.prompt)
+    distinct = data.distinct()
+    if not distinct.all():  # the residual table counts each distinct run once, as the fit does
+        data = dataclasses.replace(data, rows=tuple(r for r, d in zip(data.rows, distinct) if d))
+        prompt = prompt[distinct]
     residuals = errors(data, predictions(data, from_fit(result), prompt))
     table = calibration_table(result, data, residuals)
     if out is not None:
@@ -54,8 +61,11 @@ def predict(rows, out=None, *, calibration=None, prompt_tokens=None):
     """Predict each row of measurement-format files (measured columns optional) and write them back.
 
     Adds `predicted_tokens_per_second`, `predicted_power_w`, `predicted_tokens_per_joule`,
-    `predicted_itl_s` and `exceeds_kv_capacity` (1 where n·L̄ > the KV tokens; predictions NaN).
+    `predicted_itl_s` and `exceeds_kv_capacity` (1 where n·L̄ > the KV tokens; predictions NaN). An input
+    that already has these columns (an earlier prediction) has them replaced, not repeated: the output
+    keeps the other columns in their order and appends the new predictions.
     `calibration`: a calibration file or built-in name; None = the uncalibrated physical model.
+    `prompt_tokens`: None, or a finite number >= 0 (else a one-line `SweepInputError`).
     Returns (the rows with predictions as a list of dicts, {gpu: errors} where measured values exist).
 
     >>> from importlib.resources import files
@@ -64,6 +74,8 @@ def predict(rows, out=None, *, calibration=None, prompt_tokens=None):
     >>> round(errors["H100"]["tokens_per_joule"], 2)  # median |ln(predicted / measured)|
     0.06
     """
+    if prompt_tokens is not None:
+        prompt_tokens = check_prompt_tokens(prompt_tokens, _paths(rows))
     data = read_measurements(rows, measured=False)
     cal = load_calibration(calibration) if calibration is not None else None
     prompt = prompt_assumption(cal, prompt_tokens)
@@ -71,11 +83,12 @@ def predict(rows, out=None, *, calibration=None, prompt_tokens=None):
         prompt = row_prompt_tokens(data, cal.prompt, prompt)
     pred = predictions(data, cal, prompt)
     fits = pred["fits"].astype(bool)
-    columns = [*data.columns, *(f"predicted_{q}" for q in PREDICTED), "exceeds_kv_capacity"]
+    columns = [*(c for c in data.columns if c not in PREDICTED_COLUMNS), *PREDICTED_COLUMNS]
     out_rows = []
     for i, row in enumerate(data.rows):
+        kept = {k: v for k, v in row["raw"].items() if k not in PREDICTED_COLUMNS}  # an earlier prediction's
         values = {f"predicted_{q}": float(pred[q][i]) if fits[i] else math.nan for q in PREDICTED}
-        out_rows.append({**row["raw"], **values, "exceeds_kv_capacity": int(not fits[i])})
+        out_rows.append({**kept, **values, "exceeds_kv_capacity": int(not fits[i])})
     if out is not None:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
@@ -86,3 +99,10 @@ def predict(rows, out=None, *, calibration=None, prompt_tokens=None):
     measured = np.isfinite(data.column("tokens_per_second")) & np.isfinite(data.column("power_w"))
     summary = errors(data, {k: np.where(fits, v, np.nan) for k, v in pred.items()}) if measured.any() else {}
     return out_rows, summary
+
+
+def _paths(paths) -> str:
+    """The file name(s) given, for a one-line error about an argument of the call that reads them."""
+    if isinstance(paths, (str, os.PathLike)):
+        return os.fspath(paths)
+    return ", ".join(os.fspath(p) for p in paths)

@@ -13,6 +13,7 @@ import warnings
 
 from sweep.errors import SweepInputError, SweepWarning
 from sweep.io import signals as _signals
+from sweep.io.progress import pause
 
 EPILOG = """\
 examples:
@@ -79,6 +80,19 @@ def _one_line_warnings(show):
     return showwarning
 
 
+def run_command(args) -> int:
+    """`args.func(args)` after the check every command shares (`shared.check_output_name`): its output is
+    none of its inputs and names what it writes; with `-o -` (a text output) the content goes to standard
+    output and every other line the command prints to stderr."""
+    from sweep.cli.shared import check_output_name
+    from sweep.io.files import content_to_stdout, is_stdout
+
+    if is_stdout(check_output_name(args)):
+        with content_to_stdout():
+            return args.func(args)
+    return args.func(args)
+
+
 def main(argv=None) -> int:
     import signal
 
@@ -90,10 +104,11 @@ def main(argv=None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = parser.parse_args(argv)
         args.argv = argv
-        _signals.state["target"] = getattr(args, "output", None) if args.command != "reproduce" else None
+        _signals.set_target(getattr(args, "output", None) if args.command != "reproduce" else None)
+        pause("parse")  # test hook (sweep.io.progress.pause): inert unless SWEEP_TEST_PAUSE is set
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
-            return _signals.run_in_worker(lambda: args.func(args))
+            return _signals.run_in_worker(lambda: run_command(args))
     except SweepInputError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2

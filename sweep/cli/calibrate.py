@@ -20,8 +20,7 @@ def cmd_calibrate(args) -> int:
         args.measurements, args.output, fit_names=names, per=args.per, prompt_tokens=args.prompt_tokens
     )
     elapsed = time.perf_counter() - start
-    rows = sum(f["rows"] for f in doc["data"])
-    print(f"fitted {', '.join(doc['fitted'])} per {doc['per']} on {rows} rows in {elapsed:.1f} s")
+    print(f"{_fitted_line(doc)} in {elapsed:.1f} s")
     prompt = doc["prompt_tokens"]
     if prompt["handling"] == "assumed":
         print(
@@ -36,10 +35,29 @@ def cmd_calibrate(args) -> int:
         print(f"prompt_tokens of task {task}: fitted {t['value']:.0f} ± {t['standard_error']:.0f}")
     for label, g in doc["groups"].items():
         fitted = ", ".join(f"{n} {g['values'][n]:.4g} ± {g['standard_errors'][n]:.2g}" for n in doc["fitted"])
-        print(f"  {label} ({g['rows']} rows): {fitted}")
+        print(f"  {label} ({g['rows']} rows): {fitted or 'every mechanism at its prior'}")
     print(error_table(doc["residuals"], "in-sample"))
     print(f"wrote {args.output}")
     return 0
+
+
+def _fitted_line(doc: dict) -> str:
+    """What the fit fitted, on how many rows: the mechanisms per group or, when none was named, the prompt
+    lengths (they are shared; the lines below give each prompt length either way)."""
+    prompt = doc["prompt_tokens"]
+    prompts = ["prompt_tokens"] if prompt["handling"] == "fitted" else []
+    prompts += [f"prompt_tokens of task {task}" for task in prompt.get("tasks", {})]
+    if doc["fitted"]:
+        what, note = f"{', '.join(doc['fitted'])} per {doc['per']}", ""
+    elif prompts:
+        what, note = ", ".join(prompts), " (no mechanism named: each at its prior)"
+    else:
+        what = "nothing"
+        note = " (no mechanism named, and every row gives its prompt length: each mechanism at its prior)"
+    distinct = sum(g["rows"] for g in doc["groups"].values())
+    read = sum(f["rows"] for f in doc["data"])
+    rows = f"{distinct} rows" if distinct == read else f"{distinct} distinct rows of {read}"
+    return f"fitted {what} on {rows}{note}"
 
 
 def add_parser(sub) -> None:

@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
         description="For each row (measured columns may be absent), predict at the row's concurrency and "
         "sequence length and write the row back with predicted_tokens_per_second, predicted_power_w, "
         "predicted_tokens_per_joule, predicted_itl_s and exceeds_kv_capacity (paged check: the n·L̄ tokens "
-        "held must fit). Without --calibration: the uncalibrated physical model.",
+        "held must fit); an input that already has these columns (an earlier prediction) has them replaced. "
+        "Without --calibration: the uncalibrated physical model.",
     )
     p_pred.add_argument("rows", nargs="+", help="measurement-format CSV file(s)")
     p_pred.add_argument("-o", "--output", required=True, help="CSV file to write (atomically)")

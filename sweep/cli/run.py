@@ -28,19 +28,37 @@ def summary(ds, elapsed_s: float) -> str:
     from sweep.io.tabular import label as coordinate_label  # batch 0 is "max"
 
     label = ", ".join(f"{d}={coordinate_label(d, ds[d].values[0])}" for d in others)
-    columns = ds[column].values[:10]
+    labels = [_column_label(c) for c in ds[column].values[:10]]
     name = "fleet tokens/W" if fleet else "tokens/W"
-    lines.append(
-        f"{name + (' (' + label + ')' if label else ''):<44}" + "".join(f"{str(c):>12}" for c in columns)
-    )
     rows = sel.stack(row=row_dims).transpose("row", column)
-    for i in range(min(rows.sizes["row"], 12)):
-        r = rows.isel(row=i)
-        title = " / ".join(str(r[d].values) for d in row_dims)
-        lines.append(f"{title:<44}" + "".join(f"{v:>12.4g}" for v in r.values[: len(columns)]))
+    shown = [rows.isel(row=i) for i in range(min(rows.sizes["row"], 12))]
+    titles = [" / ".join(str(r[d].values) for d in row_dims) for r in shown]
+    cells = [[f"{v:.4g}" for v in r.values[: len(labels)]] for r in shown]
+    # every column as wide as its label or its widest value, plus two spaces: nothing runs together
+    widths = [max([len(c)] + [len(row[j]) for row in cells]) + 2 for j, c in enumerate(labels)]
+    head = name + (" (" + label + ")" if label else "")
+    first = max([44, len(head) + 2] + [len(t) + 2 for t in titles])
+    lines.append(f"{head:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(labels, widths)))
+    for title, row in zip(titles, cells):
+        lines.append(f"{title:<{first}}" + "".join(f"{v:>{w}}" for v, w in zip(row, widths)))
     if rows.sizes["row"] > 12:
         lines.append(f"... {rows.sizes['row'] - 12} more rows")
     return "\n".join(lines)
+
+
+def _column_label(value) -> str:
+    """A summary column's label: a whole number of 10^7 or more as 1e9, 9e15 where that is exact (else in
+    full), anything else as given."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    number = float(value)
+    if abs(number) >= 1e7 and number.is_integer():
+        mantissa, _, exponent = f"{number:.6g}".partition("e")
+        if exponent and float(f"{mantissa}e{int(exponent)}") == number:
+            return f"{mantissa}e{int(exponent)}"
+    return str(value)
 
 
 def cmd_run(args) -> int:

@@ -15,7 +15,14 @@ def cmd_sensitivity(args) -> int:
     if args.output:
         check_writable(args.output)
     start = time.perf_counter()
-    ds = sensitivity(args.grid, method=args.method, samples=args.samples, seed=args.seed, out=args.output)
+    ds = sensitivity(
+        args.grid,
+        method=args.method,
+        samples=args.samples,
+        seed=args.seed,
+        out=args.output,
+        max_memory=args.max_memory,
+    )
     elapsed = time.perf_counter() - start
     key = {"sobol": "ST", "morris": "mu_star", "dgsm": "ST_bound", "oat": "swing"}[args.method]
     print(
@@ -24,7 +31,16 @@ def cmd_sensitivity(args) -> int:
     )
     where = first_point(ds[key].max("parameter", skipna=True))
     if where is None:
-        print("no grid point has finite indices (no uncertain parameter moves the output)")
+        infeasible = "feasible_fraction" in ds and bool((ds["feasible_fraction"] < 1).all())
+        print(
+            "no grid point has finite indices ("
+            + (
+                "every point has draws where no sequence fits: see feasible_fraction"
+                if infeasible
+                else "no uncertain parameter moves the output"
+            )
+            + ")"
+        )
     else:
         first = ds[key].sel(where)
         label = ", ".join(f"{d}={v}" for d, v in where.items())
@@ -50,8 +66,20 @@ def add_parser(sub) -> None:
     p_sens.add_argument("grid", help="grid file (TOML)")
     p_sens.add_argument("--method", choices=("sobol", "morris", "dgsm", "oat"), default="sobol")
     p_sens.add_argument(
-        "--samples", type=int, metavar="N", help="base samples (sobol 1024, morris 64, dgsm 1024)"
+        "--samples",
+        type=int,
+        metavar="N",
+        help="base samples, an integer >= 2 (default sobol 1024, morris 64, dgsm 1024); sobol rounds N up to "
+        "a power of 2",
     )
-    p_sens.add_argument("--seed", type=int, default=0, metavar="S", help="design seed (default 0)")
+    p_sens.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="design seed, 0 <= S < 2^63 (default 0)"
+    )
+    p_sens.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget of the design and its outputs, e.g. 8GiB (default: $SWEEP_MAX_MEMORY, else half "
+        "of RAM); a design over it stops before computing",
+    )
     p_sens.add_argument("-o", "--output", help="NetCDF file for the indices")
     p_sens.set_defaults(func=cmd_sensitivity)

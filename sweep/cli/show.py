@@ -16,11 +16,14 @@ examples:
   sweep show fleet.nc --best cost_per_mtok --min --over topology,b_short,gamma --vars instances
   sweep show out.nc --sel gpu=H100 -o h100.csv         the slice as a tidy CSV table
   sweep show out.nc --attrs                            every global attribute in full
+  sweep show out.nc --vars 'tokens_per_watt*' -o - > t.csv     the CSV on standard output
 """
 
 
 def cmd_show(args) -> int:
+    """`sweep show`; the output name was checked by `sweep.cli.run_command` (`shared.WRITES`)."""
     from sweep.io import tabular
+    from sweep.io.memory import memory_budget
     from sweep.io.output import check_writable
     from sweep.io.stream import open_result
 
@@ -28,16 +31,21 @@ def cmd_show(args) -> int:
     check_best_options(args, where)
     if args.limit is not None and args.limit < 1:
         raise SweepInputError(f"{where}: --limit: got {args.limit}; allowed: an integer >= 1 (or --all)")
+    if args.attrs and (args.sel or args.vars or args.best):
+        raise SweepInputError(
+            f"{where}: --attrs: it shows the global attributes, so it takes no --sel, --vars or --best; "
+            "allowed: --attrs alone (with -o FILE.csv: attribute, value rows)"
+        )
+    budget = memory_budget(args.max_memory)
     if args.output is not None:
-        tabular.check_table_format(args.output, allowed="a name ending in .csv")
-        if not tabular.is_csv(args.output):
-            raise SweepInputError(
-                f"{args.output}: -o: sweep show writes CSV tables; allowed: a name ending in .csv"
-            )
         check_writable(args.output)
     ds = open_result(where)
     if args.attrs:
-        print(tabular.attributes(ds))
+        if args.output:
+            count = tabular.write_attributes(ds, args.output)
+            print(f"wrote {_name(args.output)} ({count} attributes: attribute, value)")
+        else:
+            print(tabular.attributes(ds))
         return 0
     sliced = tabular.select(ds, args.sel, where)
     names = tabular.check_variables(sliced, args.vars, where) if args.vars else None
@@ -46,14 +54,22 @@ def cmd_show(args) -> int:
         print(best_answer(sliced, args, names or [], where, limit=limit, output=args.output))
         return 0
     if args.output:
+        tabular.check_table_size(sliced, names, where, budget)
         rows = tabular.write_csv(sliced, args.output, names)
-        print(f"wrote {args.output} ({rows:,} rows, one per grid point)")
+        print(f"wrote {_name(args.output)} ({rows:,} rows, one per grid point)")
         return 0
     if not (args.sel or args.vars):
         print(tabular.header(ds, where))
         print()
-    print(tabular.format_table(sliced, names or tabular.default_variables(sliced, screen=True), limit=limit))
+    shown = names or tabular.default_variables(sliced, screen=True)
+    if limit is None:
+        tabular.check_table_size(sliced, shown, where, budget)
+    print(tabular.format_table(sliced, shown, limit=limit))
     return 0
+
+
+def _name(output) -> str:
+    return "standard output" if output == "-" else output
 
 
 def add_parser(sub) -> None:
@@ -112,6 +128,16 @@ def add_parser(sub) -> None:
     p_show.add_argument("--all", action="store_true", help="print every row")
     p_show.add_argument("--attrs", action="store_true", help="print every global attribute in full and exit")
     p_show.add_argument(
-        "-o", "--output", metavar="FILE.csv", help="write the table (every row) as CSV, atomically"
+        "-o",
+        "--output",
+        metavar="FILE.csv",
+        help="write the table (every row) as CSV, atomically; - writes it to standard output (the other "
+        "lines go to stderr); with --attrs: one row per attribute (attribute, value)",
+    )
+    p_show.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget of a whole table (-o, --all), e.g. 8GiB (default: $SWEEP_MAX_MEMORY, else half of "
+        "RAM); a larger table stops before the first row",
     )
     p_show.set_defaults(func=cmd_show)

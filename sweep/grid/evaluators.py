@@ -10,7 +10,7 @@ import numpy as np
 from sweep.fleet.sizing import fleet_metrics
 from sweep.fleet.workload import Workload
 from sweep.grid.engine import Evaluator
-from sweep.physics.concurrency import exceeds_model_context, max_concurrency
+from sweep.physics.concurrency import exceeds_model_context, fits, fitting_concurrency
 from sweep.physics.cost import cost_per_mtok
 from sweep.physics.instance import evaluate
 
@@ -64,6 +64,7 @@ class InstanceEvaluator(Evaluator):
 
     def __call__(self, profile, value, relaxed, extras, pre):
         n_max = pre["max_concurrency"].astype(profile.kv_blocks.dtype) if pre else None
+        sequence_fits = pre["feasible"] > 0 if pre else None
         out = evaluate(
             profile,
             value("context"),
@@ -73,6 +74,7 @@ class InstanceEvaluator(Evaluator):
             convention=self.convention,
             relaxed=relaxed,
             n_max=n_max,
+            feasible=sequence_fits,
         )
         try:  # the grid's price_per_gpu_hour (axis or parameter), if given (known when tracing)
             price = value("price_per_gpu_hour")
@@ -85,7 +87,9 @@ class InstanceEvaluator(Evaluator):
 
 @dataclass(frozen=True)
 class ContextEvaluator(Evaluator):
-    """n_max, feasibility and the model's context limit: they depend on (profile, context) only."""
+    """n_max, feasibility and the model's context limit: they depend on (profile, context) only.
+
+    feasible = 1 where a sequence really fits, also where the paper convention clamps n_max to 1."""
 
     outputs = {
         "max_concurrency": (np.int64, ()),
@@ -95,11 +99,11 @@ class ContextEvaluator(Evaluator):
     target = "max_concurrency"
 
     def __call__(self, profile, value, relaxed, extras, pre):
-        n_max = max_concurrency(profile, value("context"), relaxed=relaxed)
+        n_fit = fitting_concurrency(profile, value("context"), relaxed=relaxed)
         beyond = exceeds_model_context(profile, value("context"))
         return {
-            "max_concurrency": n_max,
-            "feasible": (n_max >= 1).astype(jnp.int8),
+            "max_concurrency": jnp.maximum(n_fit, profile.min_concurrency),
+            "feasible": fits(n_fit).astype(jnp.int8),
             "exceeds_model_context": beyond.astype(jnp.int8),
         }
 

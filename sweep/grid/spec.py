@@ -8,10 +8,15 @@ An axis is a list, or a range table: `{start, stop, step}` (linear, stop include
 `{start, stop, num, spacing = "linear" | "geometric"}` or `{start, stop, spacing = "pow2"}`
 (powers of two from start to stop, both powers of two). The model axis also takes
 `{ dense_params = <range> }`: dense models of those parameter counts ("dense-<N>b").
+
+Integer counts have upper bounds the engine computes exactly (sweep.validate: MAX_COUNT = 2^53 tokens,
+sequences or GPUs; kv_block_tokens <= 2^20; reserve_bytes <= 2^53; dense models <= 1e15 parameters); a
+range's start and stop are checked against them before it is expanded.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field
@@ -33,6 +38,10 @@ from sweep.vocabulary import (
     WEIGHT_DTYPE_BYTES,
 )
 
+DENSE_MODEL = re.compile(r"^dense-(\d+(\.\d+)?(e[+-]?\d+)?)b$", re.IGNORECASE)
+# dense-<N>b models: dense_family's Newton solve and integer shapes stay finite and exact far beyond this,
+# and a 6-digit name of any count up to it stays up to it
+MAX_DENSE_PARAMS = 1e15
 PROFILE_KINDS = ("calibrated", "roofline")
 DTYPES = ("float64", "float32")
 DEFAULT_CHUNK_POINTS = 1 << 18
@@ -45,6 +54,14 @@ class Axis:
     group: str  # "profile" (selects/derives the profile), "instance" or "fleet" (point axes)
     doc: str
     choices: tuple = ()
+    most: float | None = None  # upper bound (None: MAX_COUNT for integer axes, else none)
+
+    @property
+    def bound(self):
+        """The largest value allowed: `most`, else V.MAX_COUNT for integer counts (batch, positive_int)."""
+        if self.most is not None:
+            return self.most
+        return V.MAX_COUNT if self.kind in ("batch", "positive_int") else None
 
 
 AXES = {
@@ -77,12 +94,15 @@ AXES = {
     "gpu_memory_utilization": Axis(
         "fraction", 0.90, "profile", "share of GPU memory vLLM may use (roofline)"
     ),
-    "kv_block_tokens": Axis("positive_int", 16, "profile", "KV block size in tokens (roofline)"),
+    "kv_block_tokens": Axis(
+        "positive_int", 16, "profile", "KV block size in tokens (roofline)", most=V.MAX_BLOCK_TOKENS
+    ),
     "reserve_bytes": Axis(
         "nonnegative",
         None,
         "profile",
         "activation/runtime reserve per GPU (physical roofline; default 4 GiB)",
+        most=V.MAX_BYTES,
     ),
     "prefill_chunk_tokens": Axis(
         "positive_int", None, "profile", "chunked-prefill size (roofline; default: the GPU's)"
@@ -203,14 +223,16 @@ def _fail(where: str, key: str, message: str):
     raise SweepInputError(f"{where}: {key}: {message}")
 
 
-def expand_range(where: str, key: str, table: dict) -> list:
-    """Expand a range table into a list of values (see module docstring); its size is checked first."""
+def expand_range(where: str, key: str, table: dict, rule: str = "finite", most=None) -> list:
+    """Expand a range table into a list of values (see module docstring). Its start and stop are
+    checked first (against the axis's `rule` and bound `most`: every value lies between them), then its
+    size, so nothing is allocated for a range that could not be used."""
     allowed = "start, stop and one of step | num (+ spacing linear|geometric) | spacing = 'pow2'"
     unknown = set(table) - {"start", "stop", "step", "num", "spacing"}
     if unknown or "start" not in table or "stop" not in table or ("step" in table and "num" in table):
         V.fail(where, key, f"range table has keys {sorted(table)}", allowed)
-    start = V.number(where, f"{key}.start", table["start"])
-    stop = V.number(where, f"{key}.stop", table["stop"])
+    start = V.number(where, f"{key}.start", table["start"], rule, most=most)
+    stop = V.number(where, f"{key}.stop", table["stop"], rule, most=most)
     V.ordered(where, {f"{key}.start": start, f"{key}.stop": stop})
     spacing = table.get("spacing", "linear")
     if spacing not in ("linear", "geometric", "pow2"):
@@ -252,6 +274,26 @@ NUMBER_KINDS = {
 }
 
 
+def _is_count(v, most) -> bool:
+    """A whole number in [1, most] (an int or float; not a bool, nor an int too large for a float)."""
+    return V.is_number(v) and V.finite(v) and 0 < v <= most and float(v).is_integer()
+
+
+def _check_dense_name(where: str, key: str, name: str) -> None:
+    """A dense-<N>b model name must have 0 < N·1e9 <= MAX_DENSE_PARAMS parameters."""
+    match = DENSE_MODEL.match(name)
+    if match is None:
+        return
+    n_params = float(match.group(1)) * 1e9
+    if not 0 < n_params <= MAX_DENSE_PARAMS:
+        V.fail(
+            where,
+            key,
+            f"{name!r} has {n_params:.4g} parameters",
+            f"dense-<N>b with 0 < N·1e9 <= {MAX_DENSE_PARAMS:g} parameters",
+        )
+
+
 def _validate_axis(where: str, name: str, values: list, key: str) -> list:
     axis = AXES[name]
     if not values:
@@ -259,15 +301,22 @@ def _validate_axis(where: str, name: str, values: list, key: str) -> list:
     kind = axis.kind
     if kind in NUMBER_KINDS:
         rule, integer = NUMBER_KINDS[kind]
-        values = [V.number(where, key, v, rule, integer) for v in values]
+        values = [V.number(where, key, v, rule, integer, axis.bound) for v in values]
         values = [int(v) if integer else float(v) for v in values]
     for v in values:
         if kind == "name" and not (isinstance(v, str) and v != ""):
             V.fail(where, key, f"got {v!r}", "non-empty strings")
+        if kind == "name" and name == "model":
+            _check_dense_name(where, key, v)
         if kind == "choice" and not (isinstance(v, str) and v.lower() in axis.choices):
             V.fail(where, key, f"got {v!r}", ", ".join(axis.choices))
-        if kind == "batch" and v != "max" and not (V.is_number(v) and v > 0 and float(v).is_integer()):
-            V.fail(where, key, f"got {v!r}", 'positive integers or "max"')
+        if kind == "batch" and v != "max" and not _is_count(v, axis.bound):
+            V.fail(
+                where,
+                key,
+                f"got {v!r}",
+                f'positive integers or "max" (integers at most {V.bound_text(axis.bound)})',
+            )
     if kind == "choice":
         values = [v.lower() for v in values]
     elif kind == "batch":
@@ -308,13 +357,16 @@ def _axis_values(where: str, name: str, raw) -> list:
     if name == "model" and isinstance(raw, dict) and "dense_params" in raw:
         if set(raw) != {"dense_params"}:
             _fail(where, key, "a model range table takes only 'dense_params'")
-        counts = raw["dense_params"]
-        counts = expand_range(where, f"{key}.dense_params", counts) if isinstance(counts, dict) else counts
+        counts, at = raw["dense_params"], f"{key}.dense_params"
+        bounds = ("positive", MAX_DENSE_PARAMS)
+        counts = expand_range(where, at, counts, *bounds) if isinstance(counts, dict) else counts
         counts = counts if isinstance(counts, list) else [counts]
-        counts = [V.number(where, f"{key}.dense_params", c, "positive") for c in counts]
+        counts = [V.number(where, at, c, bounds[0], most=bounds[1]) for c in counts]
         raw = [dense_model_name(c) for c in counts]
     elif isinstance(raw, dict):
-        raw = _round_integer_range(where, name, key, expand_range(where, key, raw))
+        kind = AXES[name].kind
+        rule = "positive" if kind == "batch" else NUMBER_KINDS.get(kind, ("finite",))[0]
+        raw = _round_integer_range(where, name, key, expand_range(where, key, raw, rule, AXES[name].bound))
     elif not isinstance(raw, list):
         raw = [raw]
     return _validate_axis(where, name, raw, key)

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from sweep import validate as V
-from sweep.calibration.store import load_calibration
+from sweep.calibration.store import BUILTIN, load_calibration
+from sweep.catalogs import gpus as _gpus
+from sweep.catalogs import llms as _llms
 from sweep.catalogs import profiles as _calibrated
 from sweep.catalogs import setups
 from sweep.catalogs.gpus import GPU_FIELDS, default_gpu_catalog, load_gpu_catalog
 from sweep.catalogs.llms import ModelEntry, load_model_catalog
 from sweep.catalogs.provenance import Value
-from sweep.catalogs.user import usable_user_catalog
+from sweep.catalogs.user import home, usable_user_catalog
 from sweep.errors import SweepInputError, UnknownNameError
+from sweep.fleet.workload import WORKLOAD_DIR, available_workloads
 from sweep.grid import spec as _grid
 from sweep.grid.engine import ProfileTable
 from sweep.physics import derive
@@ -47,7 +49,7 @@ ROOFLINE_ELASTICITY = (
     "power_dynamic_fraction",
 )
 CALIBRATED_ELASTICITY = tuple(MECHANISMS)  # with a calibration: every mechanism gets an elasticity
-DENSE_MODEL = re.compile(r"^dense-(\d+(\.\d+)?(e[+-]?\d+)?)b$", re.IGNORECASE)
+DENSE_MODEL = _grid.DENSE_MODEL  # dense-<N>b (N billion parameters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,3 +463,23 @@ def _with_catalog_price(profile, gpus):
         values={**profile.values, "price_per_gpu_hour": price.value},
         provenance={**profile.provenance, "price_per_gpu_hour": price},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The files a grid's results depend on
+
+
+def input_files(spec: _grid.GridSpec) -> list:
+    """Every file the grid's numbers are read from, absent ones too (a user catalog may appear later): the
+    built-in catalogs, the user catalog ($SWEEP_HOME), the grid's catalogs, configs and calibration, and
+    its workload CDFs. A resumed run checks that none changed (sweep.io.stream.file_digests)."""
+    files = [_gpus.CATALOG_PATH, _llms.CATALOG_PATH, _gpus.CATALOG_PATH.parent / "profiles.toml"]
+    files += [home() / "gpus.toml", home() / "models.toml"]
+    files += [*spec.gpu_catalogs, *spec.model_catalogs, *spec.model_configs]
+    if spec.calibration is not None:
+        files.append(BUILTIN.get(spec.calibration, spec.calibration))
+    if spec.mode == "fleet":
+        for name in spec.value("workload"):
+            builtin_cdf = name in available_workloads()
+            files.append(WORKLOAD_DIR / f"{name}.json" if builtin_cdf else spec.workload_source(name))
+    return [str(f) for f in dict.fromkeys(map(str, files))]

@@ -4,7 +4,7 @@
     [uncertainty]
     method = "monte_carlo"                               # or "first_order"
     samples = 4096                                       # joint draws (>= 2)
-    seed = 0
+    seed = 0                                             # 0 <= seed < 2^63
     sampler = "sobol"                                    # scrambled Sobol' or "lhs" (scipy.stats.qmc)
     quantiles = [0.05, 0.5, 0.95]
     keep_samples = false                                 # true: also the (sample, ...) values
@@ -33,6 +33,32 @@ METHODS = ("first_order", "monte_carlo")
 SAMPLERS = ("sobol", "lhs")
 DISTRIBUTIONS = {"uniform": "width", "triangular": "width", "normal": "sigma", "lognormal": "sigma"}
 KEYS = ("method", "samples", "seed", "sampler", "quantiles", "keep_samples", "parameters", "correlation")
+SEED_LIMIT = 2**63  # seeds are recorded as int64 attributes and handed to numpy's SeedSequence
+SEED_ALLOWED = "integers 0 <= seed < 2^63"
+
+
+def valid_seed(seed) -> int | None:
+    """The seed of a Monte Carlo or sensitivity design as an int, or None if it is not one: an integer
+    (a whole float too, as TOML may give; not a bool) with 0 <= seed < 2^63. The one range check of
+    `[uncertainty] seed`, `sweep.run(seed=)` and `sweep.sensitivity(seed=)`."""
+    value = _whole(seed)
+    return value if value is not None and 0 <= value < SEED_LIMIT else None
+
+
+def valid_count(value, minimum: int) -> int | None:
+    """A sample count as an int (an integer, or a whole float; not a bool) >= minimum, or None."""
+    n = _whole(value)
+    return n if n is not None and n >= minimum else None
+
+
+def _whole(value) -> int | None:
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,10 +86,12 @@ def parse_uncertainty(where: str, value) -> UncertaintyOptions | None:
     method = value.get("method", "monte_carlo")
     if method not in METHODS:
         V.fail(where, f"{key}.method", f"got {method!r}", ", ".join(METHODS))
-    samples = value.get("samples", 4096)
-    if not V.is_number(samples) or not V.finite(samples) or samples < 2 or not float(samples).is_integer():
-        V.fail(where, f"{key}.samples", f"got {samples!r}", "integers >= 2")
-    seed = V.number(where, f"{key}.seed", value.get("seed", 0), "nonnegative", integer=True)
+    samples = valid_count(value.get("samples", 4096), 2)
+    if samples is None:
+        V.fail(where, f"{key}.samples", f"got {value['samples']!r}", "integers >= 2")
+    seed = valid_seed(value.get("seed", 0))
+    if seed is None:
+        V.fail(where, f"{key}.seed", f"got {value['seed']!r}", SEED_ALLOWED)
     sampler = value.get("sampler", "sobol")
     if sampler not in SAMPLERS:
         V.fail(where, f"{key}.sampler", f"got {sampler!r}", ", ".join(SAMPLERS))
@@ -82,8 +110,8 @@ def parse_uncertainty(where: str, value) -> UncertaintyOptions | None:
         V.fail(where, f"{key}.correlation", "given with method first_order", 'method = "monte_carlo"')
     return UncertaintyOptions(
         method=method,
-        samples=int(samples),
-        seed=int(seed),
+        samples=samples,
+        seed=seed,
         sampler=sampler,
         quantiles=tuple(sorted(float(q) for q in quantiles)),
         keep_samples=keep,

@@ -17,11 +17,14 @@ import threading
 import warnings
 
 from sweep.errors import SweepInputError, SweepWarning
+from sweep.io.progress import pause
 
 HOST = socket.gethostname()
 TEMP_NAME = re.compile(r"^\.sweep-(\d+)@(.+)\.[^.]+\.tmp$")
 ACTIVE: dict = {}  # temporary file -> target, while it is written (read by the CLI's signal handler)
 WRITTEN: set = set()  # targets replaced by this process
+# held while a temporary file is renamed onto its target; a signal handler takes it for good (no rename after)
+REPLACING = threading.Lock()
 KINDS = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISCHR, "a character device"),
@@ -52,10 +55,15 @@ def read_text(path, what: str) -> str:
 def resolve_target(path) -> str:
     """The regular file (new or existing) that writing `path` replaces; a symlink is written through.
 
-    Anything else at the path (directory, device, FIFO, socket), a missing or unwritable folder, is a
-    `SweepInputError`.
+    Anything else at the path (directory, device, FIFO, socket), a missing or unwritable folder, or `-`
+    (standard output: see `write_text`), is a `SweepInputError`.
     """
     path = os.fspath(path)
+    if is_stdout(path):
+        raise SweepInputError(
+            "-: cannot write output: '-' is standard output, which takes only text outputs (CSV, TOML); "
+            "allowed: a file name"
+        )
     real = os.path.realpath(path)
     where = f"{path} (a link to {real})" if os.path.islink(path) else path
     try:
@@ -120,9 +128,24 @@ def discard(path) -> bool:
         return False
 
 
-def discard_active() -> set:
-    """Remove every temporary file being written (for a signal handler); return the targets already replaced."""
-    return WRITTEN | {target for tmp, target in list(ACTIVE.items()) if not discard(tmp)}
+def discard_active(folders=()) -> set:
+    """Remove every temporary file being written, and any other of this process in `folders` (for a signal
+    handler: one created but not yet in ACTIVE); return the targets already replaced (their file was renamed)."""
+    replaced = set(WRITTEN)
+    for tmp, target in list(ACTIVE.items()):
+        if discard(tmp):
+            ACTIVE.pop(tmp, None)  # a second call does not take it for renamed
+        else:
+            replaced.add(target)
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        own = [n for n in names if (m := TEMP_NAME.match(n)) and m[1] == str(os.getpid()) and m[2] == HOST]
+        for name in own:
+            discard(os.path.join(folder, name))
+    return replaced
 
 
 def _free_bytes(folder) -> int:
@@ -185,12 +208,103 @@ def write_atomic(path, write) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        pause("write")  # test hooks (sweep.io.progress.pause): inert unless SWEEP_TEST_PAUSE is set
         _in_thread(write, tmp)
         resolve_target(path)  # still a regular file or absent
-        os.replace(tmp, real)
-        WRITTEN.add(path)
+        pause("rename")
+        with REPLACING:
+            os.replace(tmp, real)
+            WRITTEN.add(path)
+        pause("renamed")
     except (OSError, RuntimeError) as exc:
         raise SweepInputError(f"{path}: cannot write output: {_cause(exc, folder)}") from None
     finally:
         discard(tmp)
         ACTIVE.pop(tmp, None)
+
+
+# ----------------------------------------------------------------------------------------------------
+# output names: never one of the inputs; `-o -` is standard output (text outputs only)
+
+STDOUT = "-"  # the output name that means standard output
+CONTENT = {"stream": None}  # where `-o -` content goes while the CLI sends its other lines to stderr
+
+
+def is_stdout(path) -> bool:
+    """True where an output path is `-`: standard output."""
+    return path is not None and os.fspath(path) == STDOUT
+
+
+def _clash(out: str, path: str, partial: bool) -> str | None:
+    """How writing `out` (and, with `partial`, `<out>.partial*`) would replace or write into `path`."""
+    real, given = os.path.realpath(out), os.path.realpath(path)
+    try:
+        same = os.path.samefile(out, path)  # also a hard link
+    except OSError:
+        same = real == given
+    if same:
+        return "is also an input"
+    if given.startswith(real + os.sep):
+        return "would replace a folder that holds an input"
+    if real.startswith(given + os.sep):
+        return "lies inside an input"
+    if partial and given.startswith(real + ".partial"):
+        return f"its partial output {real}.partial (of a streamed run) would replace an input"
+    return None
+
+
+def check_not_an_input(out, inputs, key: str = "-o", partial: bool = False) -> None:
+    """Refuse an output `out` that would replace (or write into) one of the command's `inputs`.
+
+    `inputs`: (path, description) pairs, the description as the message names the file ("the grid file
+    g.toml"). Symlinks are resolved and hard links compared by inode; an input inside a folder output
+    (a Zarr store) or a folder input holding the output clash too; `partial`: also `<out>.partial` (a
+    streamed run's data until it completes). Nothing is written: call it before any work.
+    """
+    if out is None or is_stdout(out):
+        return
+    out = os.fspath(out).rstrip("/") or "/"
+    for path, description in inputs:
+        how = _clash(out, os.fspath(path), partial)
+        if how:
+            raise SweepInputError(f"{out}: {key}: {how} ({description}); allowed: a new file name")
+
+
+def content_stream():
+    """Where `-o -` content goes: standard output (the real one while the CLI redirects its prints)."""
+    import sys
+
+    return CONTENT["stream"] or sys.stdout
+
+
+def content_to_stdout():
+    """A context for a command run with `-o -`: content written with `write_text("-", …)` (or to
+    `content_stream()`) goes to standard output, every `print` of the command to stderr."""
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def redirected():
+        CONTENT["stream"] = sys.stdout
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
+        finally:
+            CONTENT["stream"] = None
+
+    return redirected()
+
+
+def write_text(path, text: str) -> None:
+    """Write `text` to `path` atomically (UTF-8), or to standard output where `path` is `-`."""
+    if is_stdout(path):
+        stream = content_stream()
+        stream.write(text)
+        stream.flush()
+        return
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    write_atomic(path, write)

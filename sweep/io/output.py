@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import xarray as xr
 
-from sweep.io.files import resolve_target, write_atomic
+from sweep.io.files import is_stdout, resolve_target, write_atomic
 from sweep.vocabulary import OPTIMUM_FLAGS, REFINEMENT_STATUS
 
 # name -> (long_name, CF units). Counts and ratios are dimensionless ("1"); strings have no units.
@@ -210,8 +210,37 @@ def global_attrs(*, title, convention, spec, command, version, extra=None) -> di
 
 
 def check_writable(path) -> None:
-    """Fail early (before any computing) if `path` cannot be written (see `sweep.io.files.resolve_target`)."""
-    resolve_target(path)
+    """Fail early (before any computing) if `path` cannot be written (see `sweep.io.files.resolve_target`);
+    `-` passes: text outputs write it to standard output (`sweep.io.files.write_text`), the others refuse it."""
+    if not is_stdout(path):
+        resolve_target(path)
+
+
+def grid_inputs(spec) -> list:
+    """(path, description) of every file a parsed grid reads: the grid file, its calibration, GPU and model
+    catalogs, model configs, workload CDFs and the user catalogs; an output must replace none of them
+    (`sweep.io.files.check_not_an_input`)."""
+    from sweep.calibration.store import BUILTIN
+    from sweep.catalogs.user import user_catalog_files
+
+    named = f" named in {spec.where}" if spec.where != "<dict>" else ""
+    found = [(spec.where, f"the grid file {spec.where}")] if spec.where != "<dict>" else []
+    if spec.calibration and spec.calibration not in BUILTIN:
+        found.append((spec.calibration, f"the calibration file {spec.calibration}{named}"))
+    for paths, what in (
+        (spec.gpu_catalogs, "the GPU catalog"),
+        (spec.model_catalogs, "the model catalog"),
+        (spec.model_configs, "the model config"),
+    ):
+        found += [(p, f"{what} {p}{named}") for p in paths]
+    workloads = spec.axes.get("workload", [spec.params.get("workload")])
+    for name in workloads:
+        if isinstance(name, str) and name.endswith(".json"):
+            path = spec.workload_source(name)
+            found.append((path, f"the workload file {path}{named}"))
+    for kind, what in (("gpus", "GPU"), ("models", "model")):
+        found += [(p, f"the user {what} catalog {p}") for p in user_catalog_files(kind)]
+    return found
 
 
 def write_netcdf(ds: xr.Dataset, path) -> None:

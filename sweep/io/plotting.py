@@ -84,7 +84,8 @@ def spans_decades(values) -> bool:
     return len(v) > 1 and v.min() > 0 and v.max() / v.min() >= 10
 
 
-def _check_format(path: str) -> str:
+def check_figure_format(path: str) -> str:
+    """The figure format (extension) of `path`; a one-line error unless matplotlib writes it."""
     import matplotlib.figure
 
     ext = os.path.splitext(path)[1].lower().lstrip(".")
@@ -146,7 +147,7 @@ def plot(
     atomically). Every other dim of `y` must hold one value (select it first, e.g. `sweep.io.tabular.select`).
     Returns a one-line description of the figure."""
     path = os.fspath(path)
-    ext = _check_format(path)
+    ext = check_figure_format(path)
     y = y or default_variable(ds)
     da, dims, used = _checked_roles(ds, y, {"--x": x, "--hue": hue, "--col": col, "--row": row}, where)
 

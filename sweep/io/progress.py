@@ -7,10 +7,22 @@ own `progress(done_blocks, total_blocks, elapsed_s)` callable gets the blocks in
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 OPEN_LINE = {"open": False}  # a progress bar is on screen without its newline (a signal handler ends it)
 DELAY_S = 2.0  # runs shorter than this show no bar
+PAUSE = "SWEEP_TEST_PAUSE"  # test hook: the phase at which `pause` blocks (tests/test_signals.py)
+
+
+def pause(phase: str) -> None:
+    """Test hook, inert unless the environment variable SWEEP_TEST_PAUSE is `phase`: then print
+    `sweep-test-pause: <phase>` on stdout and block this thread for good, so that a test can signal the
+    process at exactly that point ("parse", "compute", "write", "rename", "renamed", "done")."""
+    if os.environ.get(PAUSE) == phase:
+        os.write(1, f"sweep-test-pause: {phase}\n".encode())
+        threading.Event().wait()
 
 
 class Bar:
@@ -44,6 +56,7 @@ class Bar:
         if done == 1:
             self.bar.set_description_str("blocks")
         self.bar.update(round(self.points * done / total) - self.bar.n)
+        pause("compute")  # test hook: a block is done, more are being computed
 
     def close(self) -> None:
         self.bar.close()
@@ -71,5 +84,7 @@ def stage(progress, name: str, points: int | None = None) -> None:
 
 
 def close(progress) -> None:
+    """End the bar: the run is over (its output, if any, written)."""
     if isinstance(progress, Bar):
         progress.close()
+    pause("done")  # test hook: the output is complete, the command still runs (summary)

@@ -1,35 +1,93 @@
 """Ctrl-C (SIGINT) and SIGTERM on the command line: one line on stderr, no traceback, no hang, no partial file.
 
 The command runs in a worker thread; the main thread only waits, so it answers a signal at once, in any
-phase (imports, compute, NetCDF write). It removes the temporary files being written, prints
-`sweep: interrupted; <target> unchanged` (a streamed run: after the block being written, and with how many
-blocks are saved in its partial output and how to resume) and ends with `os._exit(128 + signal)` (130, 143) without waiting
-for the worker, which may hold the NetCDF library's lock.
+phase (imports, parse, compute, NetCDF write, rename, summary). It removes the temporary files being
+written, stops further renames, prints one line that says whether the output is complete,
+`sweep: interrupted; <target> unchanged` or `sweep: interrupted; <target> is complete` (a streamed run:
+after the block being written, with how many blocks are saved in its partial output and how to resume),
+and ends with `os._exit(128 + signal)` (130, 143) without waiting for the worker, which may hold the
+NetCDF library's lock.
+
+Light on purpose (no numpy, xarray, JAX): `main()` imports it and installs the handlers before anything
+heavy is imported, so a signal in the first instant of `sweep ...` also ends with one line.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
-from sweep.io import files as _files
 from sweep.io.progress import OPEN_LINE
-from sweep.io.stream import STREAMING
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-state = {"target": None}  # the CLI's output file
+state = {"target": None, "before": None}  # the CLI's output file and its identity before the command ran
+
+
+def identity(path):
+    """What changes when `path` is replaced (by a rename): device, inode, mtime; None if it is absent."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def set_target(path) -> None:
+    """Record the command's output file `path` (or None) and its identity now, before the command runs."""
+    state["target"], state["before"] = path, identity(path) if path else None
+
+
+def _streams() -> list:
+    """The streamed runs being written; none if sweep.io.stream (numpy, xarray) was never imported."""
+    stream = sys.modules.get("sweep.io.stream")
+    return list(getattr(stream, "STREAMING", {}).values())
+
+
+def _discard_active() -> set:
+    """`sweep.io.files.discard_active()` (also in the target's folder): the targets already replaced; nothing
+    is written if that module was never imported."""
+    files = sys.modules.get("sweep.io.files")
+    target = state["target"]
+    folders = [os.path.dirname(os.path.realpath(target))] if target else []
+    return files.discard_active(folders) if files else set()
+
+
+def _saved(stream) -> str:
+    """`stream.saved()` with the blocks counted in the partial's logs (what --resume skips): its own count
+    lags one block behind while `Stream.write` returns from its lock."""
+    try:
+        stream.done, stream.written = stream.recorded() or set(), 0
+    except Exception:  # noqa: BLE001 (an unreadable log: the stream's own count)
+        pass
+    return stream.saved()
+
+
+def status(replaced: set) -> str:
+    """What the output is now: `; <target> unchanged`, `; <target> is complete` (replaced by this run), or
+    without a target `; nothing written` or `; <files> complete`."""
+    target = state["target"]
+    if not target:
+        return f"; {', '.join(sorted(replaced))} complete" if replaced else "; nothing written"
+    now = identity(target)
+    complete = target in replaced or (now is not None and now != state["before"])
+    return f"; {target} {'is complete' if complete else 'unchanged'}"
 
 
 def _interrupted(signum, frame):
-    replaced = _files.discard_active()
-    target = state["target"]
-    note = f"; {target} unchanged" if target and target not in replaced else ""
-    for stream in list(STREAMING.values()):  # a streamed run: let the block being written finish, then say
-        stream.lock.acquire(timeout=30)  # what is saved (the partial is synced after every block)
-        note += f"; {stream.saved()}"
+    replaced = _discard_active()
+    streams = _streams()
+    for stream in streams:  # a streamed run: let the block being written finish (the partial is synced after
+        stream.lock.acquire(timeout=30)  # every block); held from here on, so no more blocks nor the rename
+    if files := sys.modules.get("sweep.io.files"):
+        files.REPLACING.acquire(timeout=5)  # held from here on: no temporary file is renamed onto a target
+    replaced |= _discard_active()  # again: the worker may have opened its temporary file meanwhile
+    note = status(replaced)
+    for stream in streams:
+        if os.path.exists(stream.partial):  # else it was renamed onto the target: complete
+            note += f"; {_saved(stream)}"
     os.write(2, f"{chr(10) if OPEN_LINE['open'] else ''}sweep: interrupted{note}\n".encode())
-    _files.discard_active()  # again: the worker may have opened its temporary file meanwhile
     os._exit(128 + signum)
 
 

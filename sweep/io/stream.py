@@ -3,7 +3,9 @@
 A streamed run writes its data to `<target>.partial` (a file for NetCDF, a directory for Zarr). After each
 block's values are on disk (NetCDF: synced), its id is appended to the log `<target>.partial.done-<p>` of
 process p, flushed and fsynced. The first line of a log is the run's key, a hash of everything that
-fixes the data (grid, outputs, dtype, blocks, compression). The target itself is replaced only when
+fixes the data (grid, outputs, dtype, blocks, compression, and the contents of every input file: catalogs,
+calibration, workloads); its second line records each input file's digest, so that a resume after an
+input file was edited is refused with an error naming that file. The target itself is replaced only when
 every block is done, by renaming the partial onto it, so a killed run (Ctrl-C, SIGKILL, a full disk) never
 leaves a corrupt or partial file at the target. `resume=True` reopens a partial with the same key and
 computes only the blocks missing from its logs; the blocks are deterministic, so the finished data equal a
@@ -60,6 +62,37 @@ def run_key(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+INPUTS_PREFIX = "inputs "  # the log line recording the input files' digests (not a block id)
+CHUNK_BYTES = 1 << 20
+
+
+def file_digests(paths) -> dict:
+    """absolute real path -> SHA-256 of the file's bytes ("absent" where there is no such file), for the
+    run key: a partial output is resumed only with the input files it was computed from."""
+    digests = {}
+    for path in paths:
+        real = os.path.realpath(path)
+        if not os.path.isfile(real):
+            digests[real] = "absent"
+            continue
+        digest = hashlib.sha256()
+        with open(real, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
+                digest.update(chunk)
+        digests[real] = digest.hexdigest()
+    return digests
+
+
+def changed_input(recorded: dict, now: dict) -> str | None:
+    """The first input file named both in a partial's log and now whose contents differ, with how."""
+    for path in sorted(recorded.keys() & now.keys()):
+        old, new = recorded[path], now[path]
+        if old != new:
+            how = "was removed" if new == "absent" else "was created" if old == "absent" else "changed"
+            return f"{path} {how}"
+    return None
+
+
 def _json_safe(attrs: dict) -> dict:
     return {k: (v.tolist() if isinstance(v, np.ndarray | np.generic) else v) for k, v in attrs.items()}
 
@@ -72,12 +105,15 @@ class Stream:
     and rewritten by `finish` (which gets the small variables' final values).
     """
 
-    def __init__(self, target, key: str, n_blocks: int, *, process: int = 0, compression: int = 0):
+    def __init__(
+        self, target, key: str, n_blocks: int, *, process: int = 0, compression: int = 0, inputs=None
+    ):
         self.format = output_format(target)
         self.target = os.fspath(target).rstrip("/")
         self.real = check_zarr_target(self.target) if self.format == "zarr" else resolve_target(self.target)
         self.partial = self.real + ".partial"
         self.key, self.n_blocks, self.process = key, n_blocks, process
+        self.inputs = dict(inputs or {})  # input file -> digest (file_digests), recorded in each log
         self.compression = int(compression)
         self.lock = threading.Lock()  # held while a block is written (the signal handler waits for it)
         self.done: set = set()
@@ -104,12 +140,28 @@ class Stream:
             with open(log, encoding="utf-8") as f:
                 lines = f.read().split("\n")
             if lines[0] != self.key:
+                self._refuse_changed_input(lines)
                 raise SweepInputError(
                     f"{self.partial}: cannot resume: the partial output was written by a different grid, outputs, "
                     f"dtype or chunking; run without --resume to start again (the partial is then replaced)"
                 )
             done |= {int(line) for line in lines[1:-1] if line.isdigit()}  # a torn last line is ignored
         return done
+
+    def _refuse_changed_input(self, lines: list) -> None:
+        """A one-line error naming the input file that changed, if the log records one (else nothing)."""
+        recorded = {}
+        if len(lines) > 1 and lines[1].startswith(INPUTS_PREFIX):
+            try:
+                recorded = json.loads(lines[1][len(INPUTS_PREFIX) :])
+            except json.JSONDecodeError:
+                return
+        changed = changed_input(recorded, self.inputs) if isinstance(recorded, dict) else None
+        if changed:
+            raise SweepInputError(
+                f"{self.partial}: cannot resume: input file {changed} since the partial output was written; "
+                "run without --resume to start again (the partial is then replaced)"
+            )
 
     def discard(self) -> None:
         """Remove the partial output and its logs."""
@@ -175,6 +227,7 @@ class Stream:
         self._log = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         if new:
             self._log.write(self.key + "\n")
+            self._log.write(INPUTS_PREFIX + json.dumps(self.inputs, sort_keys=True) + "\n")
             self._sync_log()
 
     def _sync_log(self) -> None:

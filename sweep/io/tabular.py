@@ -51,12 +51,14 @@ def is_csv(path) -> bool:
     return path is not None and os.fspath(path).lower().endswith(".csv")
 
 
-def check_table_format(path, allowed: str = ".csv (a tidy table), .nc or any other name (NetCDF)") -> None:
+def check_table_format(
+    path, allowed: str = ".csv (a tidy table), .nc or any other name (NetCDF)", key: str = "-o"
+) -> None:
     """A one-line error for output names that ask for a table format sweep does not write."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext in UNSUPPORTED_TABLES:
         why = " (Parquet needs pyarrow, which sweep does not depend on)" if ext in (".parquet", ".pq") else ""
-        raise SweepInputError(f"{path}: -o: sweep does not write {ext} files{why}; allowed: {allowed}")
+        raise SweepInputError(f"{path}: {key}: sweep does not write {ext} files{why}; allowed: {allowed}")
 
 
 def label(dim: str, value) -> str:
@@ -168,6 +170,13 @@ def default_variables(ds: xr.Dataset, screen: bool = False) -> list[str]:
     return [str(v) for v in ds.data_vars if "sample" not in ds[v].dims and v not in skip]
 
 
+def is_provenance(ds: xr.Dataset, name: str) -> bool:
+    """True for the provenance record (`provenance`, `provenance_index`: only `provenance_*` dims): a table
+    of its own, never crossed with the grid's rows."""
+    dims = ds[name].dims
+    return bool(dims) and all(str(d).startswith("provenance_") for d in dims)
+
+
 def auxiliary(ds: xr.Dataset) -> list[str]:
     """Coordinates that are not dims (labels such as a model's `parameters`, or the choice of `best`)."""
     return [str(c) for c in ds.coords if c not in ds.dims]
@@ -175,18 +184,30 @@ def auxiliary(ds: xr.Dataset) -> list[str]:
 
 def check_variables(ds: xr.Dataset, names, where: str, option: str = "--vars") -> list[str]:
     """Data variables (or auxiliary coordinates) named by `names` (names or shell patterns such as
-    `tokens_per_watt*`), in order."""
+    `tokens_per_watt*`), in order. A pattern never picks the provenance record (`is_provenance`); named, it
+    is a table of its own: with other variables, a `SweepInputError`."""
     out: list[str] = []
     available = [str(v) for v in ds.data_vars] + auxiliary(ds)
     for name in names:
         name = name.strip()
         if not name:
             continue
-        hits = [v for v in available if fnmatch.fnmatchcase(v, name)] if any(c in name for c in "*?[") else []
+        pattern = any(c in name for c in "*?[")
+        hits = (
+            [v for v in available if fnmatch.fnmatchcase(v, name) and not is_provenance(ds, v)]
+            if pattern
+            else []
+        )
         hits = hits or ([name] if name in available else [])
         if not hits:
             raise SweepInputError(f"{where}: {option}: no variable {name!r}; allowed: {', '.join(available)}")
         out += [h for h in hits if h not in out]
+    record = [v for v in out if is_provenance(ds, v)]
+    if record and len(record) < len(out):
+        raise SweepInputError(
+            f"{where}: {option}: {', '.join(record)} (dims provenance_*) is a table of its own, not a column of "
+            f"the grid's rows; allowed: {option} {','.join(record)} alone"
+        )
     return out
 
 
@@ -436,23 +457,68 @@ def write_csv(ds: xr.Dataset, path, variables=None, *, row_dims=None, coords=Non
     empty field, batch 0 as `max`. `variables` None: every variable but per-draw samples, and every
     auxiliary coordinate (a model's `parameters`) as a label column.
     """
-    from sweep.io.files import write_atomic
-
     rows, extra, columns = table_columns(ds, variables, row_dims, coords)
     total = int(np.prod([ds.sizes[d] for d in rows])) if rows else 1
     header = rows + extra + [f"{c} [{u}]" if u else c for c, (_, u) in columns.items()]
 
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            for start in range(0, total, CSV_BLOCK_ROWS):
-                df = tidy(
-                    ds, variables, row_dims=row_dims, coords=coords, start=start, stop=start + CSV_BLOCK_ROWS
-                )
-                df.columns = header
-                df.to_csv(f, index=False, header=start == 0, lineterminator="\n")
+    def write(f):
+        for start in range(0, total, CSV_BLOCK_ROWS):
+            df = tidy(
+                ds, variables, row_dims=row_dims, coords=coords, start=start, stop=start + CSV_BLOCK_ROWS
+            )
+            df.columns = header
+            df.to_csv(f, index=False, header=start == 0, lineterminator="\n")
 
-    write_atomic(path, write)
+    _write_table(path, write)
     return total
+
+
+def _write_table(path, write) -> None:
+    """`write(f)` into a text file `f`: the file `path` (atomically), or standard output where `path` is `-`."""
+    from sweep.io.files import content_stream, is_stdout, write_atomic
+
+    if is_stdout(path):
+        stream = content_stream()
+        write(stream)
+        stream.flush()
+        return
+
+    def to_file(tmp):
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            write(f)
+
+    write_atomic(path, to_file)
+
+
+def check_table_size(ds: xr.Dataset, variables, where: str, budget: tuple) -> None:
+    """Refuse, before any row is made, a tidy table whose cells (8 bytes each) exceed the memory budget
+    `budget` = (bytes, how it was set; `sweep.io.memory.memory_budget`)."""
+    from sweep.io.memory import human
+
+    rows, extra, columns = table_columns(ds, variables)
+    total = math.prod(ds.sizes[d] for d in rows)
+    width = len(rows) + len(extra) + len(columns)
+    if total * width * 8 > budget[0]:
+        raise SweepInputError(
+            f"{where}: the table has {total:,} rows x {width:,} columns, about {human(total * width * 8)}, over "
+            f"the memory budget of {human(budget[0])} ({budget[1]}; --max-memory or SWEEP_MAX_MEMORY); allowed: "
+            "a smaller slice (--sel) or fewer variables (--vars)"
+        )
+
+
+def write_attributes(ds: xr.Dataset, path) -> int:
+    """Write the global attributes as a two-column CSV (attribute, value: the text as stored) to `path`
+    (atomically; `-`: standard output); return their count."""
+    import csv
+
+    def write(f):
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(["attribute", "value"])
+        for k, v in ds.attrs.items():
+            out.writerow([k, v.decode() if isinstance(v, bytes) else str(v)])
+
+    _write_table(path, write)
+    return len(ds.attrs)
 
 
 # ----------------------------------------------------------------------------------------------------

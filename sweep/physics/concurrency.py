@@ -13,6 +13,8 @@ with s the local layers' share of the KV bytes per token (ceil(C / blk) when s =
 The second term is the compute cap of calibrated profiles (omitted where max_slots <= 0).
 `min_concurrency` reproduces the paper planner's clamp of non-fitting models to one sequence
 (0 = no clamp). Because n_max·C is constant, throughput at full concurrency falls as 1/C.
+A point is feasible where at least one sequence fits before that clamp (`fitting_concurrency` >= 1):
+the weights leave KV blocks, and one sequence of C tokens fits in them.
 """
 
 import jax.numpy as jnp
@@ -22,7 +24,20 @@ from sweep.physics.profile import Profile
 
 
 def max_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
-    """Sequences of `context_tokens` tokens that fit at once (integer-valued float array)."""
+    """Sequences of `context_tokens` tokens that fit at once (integer-valued float array), at least
+    the profile's `min_concurrency`."""
+    n_fit = fitting_concurrency(profile, context_tokens, relaxed=relaxed)
+    return jnp.maximum(n_fit, profile.min_concurrency)
+
+
+def fits(n_fit):
+    """Where at least one sequence fits (`fitting_concurrency` >= 1), whatever `min_concurrency` says."""
+    return n_fit >= 1
+
+
+def fitting_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
+    """Sequences of `context_tokens` tokens that really fit at once: n_max before the `min_concurrency`
+    clamp (0 where the weights leave no KV blocks or one sequence needs more blocks than there are)."""
     p = profile
     full_blocks = _intmath.ceil_div(context_tokens, p.kv_block_tokens, relaxed=relaxed)
     hybrid_blocks = blocks_per_sequence(p, context_tokens, relaxed=relaxed)
@@ -36,8 +51,7 @@ def max_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
     by_kv = jnp.maximum(by_kv, 0.0)
     slot_tokens = p.max_slots * p.calibration_context
     by_slots = _intmath.floor_div(slot_tokens, context_tokens, relaxed=relaxed)
-    n_max = jnp.where(p.max_slots > 0, jnp.minimum(by_kv, by_slots), by_kv)
-    return jnp.maximum(n_max, p.min_concurrency)
+    return jnp.where(p.max_slots > 0, jnp.minimum(by_kv, by_slots), by_kv)
 
 
 def exceeds_model_context(profile: Profile, context_tokens):

@@ -6,7 +6,9 @@
 
 Conventions (static):
 - "paper": power = ONE GPU's power, even for a TP-way instance (the paper's normalisation);
-  where no sequence fits (n_max = 0) the point has concurrency 0 and zero throughput/tok/W.
+  where no sequence fits (n_max = 0) the point has concurrency 0 and zero throughput/tok/W. Its
+  first-principles profiles clamp n_max to at least 1 (the planner's rule) and keep those numbers,
+  but `feasible = 0` there all the same: feasible means a sequence really fits (weights and KV).
 - "physical": power = TP × per-GPU power (the whole instance); points where no sequence fits are
   infeasible (`feasible = 0`) and their throughput, power and tokens/W are NaN; so are every float
   output where the context is beyond the model's maximum (`exceeds_model_context = 1`; the paper
@@ -16,7 +18,7 @@ Conventions (static):
 import jax.numpy as jnp
 
 from sweep.physics import intmath as _intmath
-from sweep.physics.concurrency import exceeds_model_context, max_concurrency
+from sweep.physics.concurrency import exceeds_model_context, fits, fitting_concurrency
 from sweep.physics.power import gpu_power_w, logistic_power_w
 from sweep.physics.profile import Profile
 from sweep.physics.roofline import compute_bound, expert_time_s, iteration_time_s
@@ -33,12 +35,14 @@ def evaluate(
     convention: str = "paper",
     relaxed: bool = False,
     n_max=None,
+    feasible=None,
 ) -> dict:
     """All single-instance metrics at every broadcast point; see module docstring.
 
     `n_max` may be passed in when already computed (the engine computes it on the small
     (profile, context) sub-grid in a separate call, so its integer divisions are not repeated
-    in every per-point loop); it must equal `max_concurrency(profile, context_tokens)`.
+    in every per-point loop); it must equal `max_concurrency(profile, context_tokens)`, and
+    `feasible` (passed with it) `fits(fitting_concurrency(profile, context_tokens))`.
 
     Args:
         profile: a `Profile` (arrays of any broadcastable shape).
@@ -56,8 +60,10 @@ def evaluate(
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    if n_max is None:
-        n_max = max_concurrency(profile, context_tokens, relaxed=relaxed)
+    if n_max is None or feasible is None:
+        n_fit = fitting_concurrency(profile, context_tokens, relaxed=relaxed)
+        n_max = jnp.maximum(n_fit, profile.min_concurrency) if n_max is None else n_max
+        feasible = fits(n_fit)
     n_at_load = _intmath.floor(load * n_max, relaxed=relaxed)
 
     def by_concurrency(f):
@@ -76,7 +82,6 @@ def evaluate(
         profile, n, mean_length_tokens, relaxed=relaxed, logistic_w=logistic_w, expert_s=expert_s
     )
     instance_power_w = profile.tp * power_w
-    feasible = n_max >= 1
     beyond = exceeds_model_context(profile, context_tokens)
     bound = compute_bound(profile, n, mean_length_tokens, expert_s=expert_s)
     if convention == "paper":

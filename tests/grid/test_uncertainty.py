@@ -2,7 +2,8 @@
 
 Definition (sweep.api.UNCERTAINTY_NOTE): each parameter with a catalog uncertainty u_i has an
 independent uniform relative error on [-u_i, u_i]; rel_uncertainty = sqrt(Σ (e_i·u_i)²/3) is the
-relative standard deviation of tokens/W; low/high = value·(1 ∓ 2·rel_uncertainty).
+relative standard deviation of tokens/W (of ln tokens/W, to first order); low/high =
+value·exp(∓2·rel_uncertainty), value·(1 ∓ 2·rel_uncertainty) to first order.
 The Monte Carlo samples those errors, evaluates the exact (non-relaxed) model on every sample at
 once and compares the relative standard deviation with the linear estimate.
 """
@@ -46,8 +47,8 @@ def _check_mc(mc, linear, what):
 
 def _check_band(ds, target="tokens_per_watt"):
     rel = ds[f"{target}_rel_uncertainty"]
-    np.testing.assert_allclose(ds[f"{target}_low"].values, (ds[target] * (1 - 2 * rel)).values, rtol=1e-12)
-    np.testing.assert_allclose(ds[f"{target}_high"].values, (ds[target] * (1 + 2 * rel)).values, rtol=1e-12)
+    np.testing.assert_allclose(ds[f"{target}_low"].values, (ds[target] * np.exp(-2 * rel)).values, rtol=1e-12)
+    np.testing.assert_allclose(ds[f"{target}_high"].values, (ds[target] * np.exp(2 * rel)).values, rtol=1e-12)
     assert "uniform" in ds.attrs["uncertainty_method"]
     linear = np.sqrt(((ds.elasticity * ds.uncertainty) ** 2).sum("parameter") / 3.0)
     np.testing.assert_allclose(rel.values, linear.values, rtol=1e-12)

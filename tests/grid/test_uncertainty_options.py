@@ -69,7 +69,18 @@ BAD = {
     "samples non-integer": ({"samples": 64.5}, r"uncertainty\.samples: got 64\.5; allowed: integers >= 2"),
     "samples a string": ({"samples": "64"}, r"uncertainty\.samples: got '64'; allowed: integers >= 2"),
     "samples a bool": ({"samples": True}, r"uncertainty\.samples: got True; allowed: integers >= 2"),
-    "negative seed": ({"seed": -1}, r"uncertainty\.seed: got -1; allowed: finite integers >= 0"),
+    "negative seed": ({"seed": -1}, r"uncertainty\.seed: got -1; allowed: integers 0 <= seed < 2\^63"),
+    "seed 2^63": (
+        {"seed": 2**63},
+        r"uncertainty\.seed: got 9223372036854775808; allowed: integers 0 <= seed",
+    ),
+    "seed 10^20": (
+        {"seed": 99999999999999999999},
+        r"uncertainty\.seed: got 99999999999999999999; allowed: integers 0 <= seed < 2\^63",
+    ),
+    "seed a bool": ({"seed": True}, r"uncertainty\.seed: got True; allowed: integers 0 <= seed"),
+    "seed non-integer": ({"seed": 1.5}, r"uncertainty\.seed: got 1\.5; allowed: integers 0 <= seed"),
+    "seed a string": ({"seed": "0"}, r"uncertainty\.seed: got '0'; allowed: integers 0 <= seed"),
     "unknown method": (
         {"method": "bootstrap"},
         r"uncertainty\.method: got 'bootstrap'; allowed: first_order, monte_carlo",
@@ -145,6 +156,13 @@ BAD = {
 }
 
 
+def test_seed_range_edges_are_accepted():
+    """0 and 2^63 − 1 (the largest int64) are valid seeds; 2^63 is refused (BAD["seed 2^63"])."""
+    assert parse({"seed": 0}).uncertainty.seed == 0
+    assert parse({"seed": 2**63 - 1}).uncertainty.seed == 2**63 - 1
+    assert parse({"seed": 7.0}).uncertainty.seed == 7  # TOML may give a whole float
+
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_spec_is_one_line_error(case):
     import re
@@ -215,9 +233,10 @@ def test_uncertainty_true_gives_the_first_order_band(first_order):
     assert not [v for v in ds.data_vars if v.endswith(("_mean", "_std", "_quantile", "_samples"))]
     assert "first-order" in ds.attrs["uncertainty_method"] and "uncertainty_parameters" not in ds.attrs
     rel = ds.tokens_per_watt_rel_uncertainty
-    # B200 specs projected ±20 %: a few per cent at least, and the band is value·(1 ∓ 2·rel)
+    # B200 specs projected ±20 %: a few per cent at least, and the band is value·exp(∓2·rel) (log space)
     assert np.all(rel.values > 0.05)
-    np.testing.assert_allclose(ds.tokens_per_watt_low, ds.tokens_per_watt * (1 - 2 * rel), rtol=1e-12)
+    np.testing.assert_allclose(ds.tokens_per_watt_low, ds.tokens_per_watt * np.exp(-2 * rel), rtol=1e-12)
+    np.testing.assert_allclose(ds.tokens_per_watt_high, ds.tokens_per_watt * np.exp(2 * rel), rtol=1e-12)
     assert float(ds.uncertainty.sel(parameter="tdp_w").max()) == 0.2
 
 
