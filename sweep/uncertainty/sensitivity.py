@@ -77,6 +77,37 @@ def sensitivity(
     (a `SweepWarning` says so). Indices are NaN at every grid point where a draw of the design has no
     finite output (no sequence fits), with a warning counting those points and draws; Sobol' indices
     outside [0, 1] are counted in a warning against their bootstrap half-widths."""
+    drawn, n, seed = design_inputs(
+        table, axes, options, method, samples, seed, chunk_points, where, max_memory
+    )
+    d = len(drawn)
+    index = index_map(table, drawn)
+    target = evaluator.target
+    common = dict(outputs=(target,), extras=extras, chunk_points=chunk_points, reduce=False)
+
+    def evaluate(m, gradient=False):
+        out = run_samples(table, axes, params, evaluator, m, index, gradient=gradient, **common)[target]
+        return out.reshape(out.shape[: 2 if gradient else 1] + (-1,)), out.shape[2 if gradient else 1 :]
+
+    y, dims, out = estimate(method, evaluate, drawn, n, seed, step)
+    fraction = feasibility(y, out, method, target, where)
+    if method == "sobol":
+        warn_outside_unit_interval(out)
+    result = {k: np.asarray(v).reshape((d,) + tuple(dims)) for k, v in out.items()}
+    if method != "oat":  # the tornado's bars show their own draws (NaN where no sequence fits)
+        result["feasible_fraction"] = fraction.reshape(tuple(dims))
+    result["parameter"] = [p.name for p in drawn]
+    result["samples"] = n if method != "oat" else 0
+    result["evaluations"] = (
+        int(y.shape[0] * y.shape[-1]) if method != "dgsm" else int(n * (d + 2) * y.shape[-1])
+    )
+    return result
+
+
+def design_inputs(table, axes, options, method, samples, seed, chunk_points, where, max_memory) -> tuple:
+    """(the drawn parameters, base samples N, seed) of a design, checked before anything is built:
+    method, samples and seed; no correlation; at least one parameter; Sobol' N rounded up to a power
+    of 2 (with a warning); the design under the memory budget."""
     if method not in METHODS:
         raise SweepInputError(f"--method '{method}': allowed values: {', '.join(METHODS)}")
     n = check_samples(method, samples)
@@ -85,7 +116,7 @@ def sensitivity(
         warnings.warn(
             f"sensitivity: --samples {n} ignored: oat evaluates 2·d + 1 fixed draws",
             SweepWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     options = options or UncertaintyOptions(method="monte_carlo")
     if options.correlation:
@@ -94,8 +125,7 @@ def sensitivity(
             "allowed: no correlation (use Monte Carlo for correlated draws)"
         )
     drawn = parameters(table, options, where)
-    d = len(drawn)
-    if d < 1:
+    if not drawn:
         raise SweepInputError(
             f"{where}: no uncertain parameter (no projected value; give [uncertainty.parameters])"
         )
@@ -105,60 +135,39 @@ def sensitivity(
             f"sensitivity: --samples {n} rounded up to {rounded}: Sobol' base samples are a power of 2 "
             "(the scrambled Sobol' sequence is balanced only at 2^m points)",
             SweepWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         n = rounded
-    k_rows = len(next(iter(table.theta.values())))
-    points = k_rows * math.prod(len(v) for v in axes.values())
-    check_design_fits(method, n, d, points, chunk_points, max_memory)
-    index = index_map(table, drawn)
-    target = evaluator.target
-    common = dict(outputs=(target,), extras=extras, chunk_points=chunk_points, reduce=False)
+    points = len(next(iter(table.theta.values()))) * math.prod(len(v) for v in axes.values())
+    check_design_fits(method, n, len(drawn), points, chunk_points, max_memory)
+    return drawn, n, seed
 
-    def evaluate(m, gradient=False):
-        out = run_samples(table, axes, params, evaluator, m, index, gradient=gradient, **common)[target]
-        return out.reshape(out.shape[: 2 if gradient else 1] + (-1,)), out.shape[2 if gradient else 1 :]
 
+def estimate(method: str, evaluate, drawn: list, n: int, seed: int, step: float) -> tuple:
+    """(the design's outputs y (rows, points), the grid dims, {index: (d, points)}) of one method;
+    `evaluate(multipliers, gradient=False)` runs the compiled kernel on a design."""
+    d = len(drawn)
     if method == "sobol":
-        u = ix.sobol_design(d, n, seed)
-        y, dims = evaluate(multipliers_of(u, drawn))
-        del u
+        y, dims = evaluate(multipliers_of(ix.sobol_design(d, n, seed), drawn))
         res = ix.sobol_indices(y, d, seed=seed + 1)
-        out = {k: res[k] for k in ("S1", "ST", "S1_conf", "ST_conf")}
-    elif method == "morris":
+        return y, dims, {k: res[k] for k in ("S1", "ST", "S1_conf", "ST_conf")}
+    if method == "morris":
         u = ix.morris_design(d, n, MORRIS_LEVELS, seed)
         y, dims = evaluate(multipliers_of(np.clip(u, 1e-9, 1 - 1e-9), drawn))
         res = ix.morris_indices(u, y, MORRIS_LEVELS, seed=seed + 1)
-        out = {k: res[k] for k in ("mu_star", "sigma", "mu", "mu_star_conf")}
-    elif method == "dgsm":
-        u = unit_draws(d, n, seed)
-        m = multipliers_of(u, drawn)
+        return y, dims, {k: res[k] for k in ("mu_star", "sigma", "mu", "mu_star_conf")}
+    if method == "dgsm":
+        m = multipliers_of(unit_draws(d, n, seed), drawn)
         g, dims = evaluate(m, gradient=True)  # (n, d + 1, points): ∂y/∂m
         dm_du = np.stack(
             [1.0 / _density(m[:, j], p.distribution, p.size) for j, p in enumerate(drawn)], axis=1
         )
-        grad_u = g[:, :d, :] * dm_du[:, :, None]
         y, _ = evaluate(m)
-        res = ix.dgsm_indices(grad_u, 1.0, y=y)
-        out = {k: res[k] for k in ("nu", "dgsm", "ST_bound")}
-    else:
-        m = oat_multipliers(d, step)
-        y, dims = evaluate(m)
-        res = ix.oat_tornado(y[1::2], y[2::2], y[0])
-        out = {k: res[k] for k in ("low", "high", "swing")}
-        n = 0
-    fraction = feasibility(y, out, method, target, where)
-    if method == "sobol":
-        warn_outside_unit_interval(out)
-    result = {k: np.asarray(v).reshape((d,) + tuple(dims)) for k, v in out.items()}
-    if method != "oat":  # the tornado's bars show their own draws (NaN where no sequence fits)
-        result["feasible_fraction"] = fraction.reshape(tuple(dims))
-    result["parameter"] = [p.name for p in drawn]
-    result["samples"] = n
-    result["evaluations"] = (
-        int(y.shape[0] * y.shape[-1]) if method != "dgsm" else int(n * (d + 2) * y.shape[-1])
-    )
-    return result
+        res = ix.dgsm_indices(g[:, :d, :] * dm_du[:, :, None], 1.0, y=y)
+        return y, dims, {k: res[k] for k in ("nu", "dgsm", "ST_bound")}
+    y, dims = evaluate(oat_multipliers(d, step))
+    res = ix.oat_tornado(y[1::2], y[2::2], y[0])
+    return y, dims, {k: res[k] for k in ("low", "high", "swing")}
 
 
 def check_samples(method: str, samples) -> int:
