@@ -469,17 +469,43 @@ def _with_catalog_price(profile, gpus):
 # The files a grid's results depend on
 
 
-def input_files(spec: _grid.GridSpec) -> list:
-    """Every file the grid's numbers are read from, absent ones too (a user catalog may appear later): the
-    built-in catalogs, the user catalog ($SWEEP_HOME), the grid's catalogs, configs and calibration, and
-    its workload CDFs. A resumed run checks that none changed (sweep.io.stream.file_digests)."""
-    files = [_gpus.CATALOG_PATH, _llms.CATALOG_PATH, _gpus.CATALOG_PATH.parent / "profiles.toml"]
-    files += [home() / "gpus.toml", home() / "models.toml"]
-    files += [*spec.gpu_catalogs, *spec.model_catalogs, *spec.model_configs]
+def described_inputs(spec: _grid.GridSpec) -> list:
+    """(path, description) of every file the grid's numbers are read from, absent ones too (a user catalog
+    may appear later): the built-in catalogs, the user catalogs ($SWEEP_HOME), the grid's catalogs, configs
+    and calibration, and its workload CDFs. A resumed run checks that none changed
+    (sweep.io.stream.file_digests); an output must replace none of them (sweep.io.files.check_not_an_input)."""
+    named = f" named in {spec.where}" if spec.where != "<dict>" else ""
+    found = [
+        (_gpus.CATALOG_PATH, "the built-in GPU catalog"),
+        (_llms.CATALOG_PATH, "the built-in model catalog"),
+        (_gpus.CATALOG_PATH.parent / "profiles.toml", "the built-in profile catalog"),
+        (home() / "gpus.toml", f"the user GPU catalog {home() / 'gpus.toml'}"),
+        (home() / "models.toml", f"the user model catalog {home() / 'models.toml'}"),
+    ]
+    for paths, what in (
+        (spec.gpu_catalogs, "the GPU catalog"),
+        (spec.model_catalogs, "the model catalog"),
+        (spec.model_configs, "the model config"),
+    ):
+        found += [(p, f"{what} {p}{named}") for p in paths]
     if spec.calibration is not None:
-        files.append(BUILTIN.get(spec.calibration, spec.calibration))
+        path = BUILTIN.get(spec.calibration, spec.calibration)
+        what = "the built-in calibration" if spec.calibration in BUILTIN else "the calibration file"
+        found.append((path, f"{what} {spec.calibration}{named}"))
     if spec.mode == "fleet":
         for name in spec.value("workload"):
-            builtin_cdf = name in available_workloads()
-            files.append(WORKLOAD_DIR / f"{name}.json" if builtin_cdf else spec.workload_source(name))
-    return [str(f) for f in dict.fromkeys(map(str, files))]
+            if name in available_workloads():
+                found.append((WORKLOAD_DIR / f"{name}.json", f"the built-in workload {name}"))
+            else:
+                found.append(
+                    (spec.workload_source(name), f"the workload file {spec.workload_source(name)}{named}")
+                )
+    unique = {}
+    for path, what in found:
+        unique.setdefault(str(path), what)
+    return list(unique.items())
+
+
+def input_files(spec: _grid.GridSpec) -> list:
+    """The paths of `described_inputs(spec)`."""
+    return [path for path, _ in described_inputs(spec)]

@@ -217,30 +217,13 @@ def check_writable(path) -> None:
 
 
 def grid_inputs(spec) -> list:
-    """(path, description) of every file a parsed grid reads: the grid file, its calibration, GPU and model
-    catalogs, model configs, workload CDFs and the user catalogs; an output must replace none of them
+    """(path, description) of every file a parsed grid reads: the grid file and
+    `sweep.grid.tables.described_inputs`; an output must replace none of them
     (`sweep.io.files.check_not_an_input`)."""
-    from sweep.calibration.store import BUILTIN
-    from sweep.catalogs.user import user_catalog_files
+    from sweep.grid.tables import described_inputs
 
-    named = f" named in {spec.where}" if spec.where != "<dict>" else ""
-    found = [(spec.where, f"the grid file {spec.where}")] if spec.where != "<dict>" else []
-    if spec.calibration and spec.calibration not in BUILTIN:
-        found.append((spec.calibration, f"the calibration file {spec.calibration}{named}"))
-    for paths, what in (
-        (spec.gpu_catalogs, "the GPU catalog"),
-        (spec.model_catalogs, "the model catalog"),
-        (spec.model_configs, "the model config"),
-    ):
-        found += [(p, f"{what} {p}{named}") for p in paths]
-    workloads = spec.axes.get("workload", [spec.params.get("workload")])
-    for name in workloads:
-        if isinstance(name, str) and name.endswith(".json"):
-            path = spec.workload_source(name)
-            found.append((path, f"the workload file {path}{named}"))
-    for kind, what in (("gpus", "GPU"), ("models", "model")):
-        found += [(p, f"the user {what} catalog {p}") for p in user_catalog_files(kind)]
-    return found
+    grid = [(spec.where, f"the grid file {spec.where}")] if spec.where != "<dict>" else []
+    return grid + described_inputs(spec)
 
 
 def write_netcdf(ds: xr.Dataset, path) -> None:
