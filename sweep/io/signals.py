@@ -54,16 +54,6 @@ def _discard_active() -> set:
     return files.discard_active(folders) if files else set()
 
 
-def _saved(stream) -> str:
-    """`stream.saved()` with the blocks counted in the partial's logs (what --resume skips): its own count
-    lags one block behind while `Stream.write` returns from its lock."""
-    try:
-        stream.done, stream.written = stream.recorded() or set(), 0
-    except Exception:  # noqa: BLE001 (an unreadable log: the stream's own count)
-        pass
-    return stream.saved()
-
-
 def status(replaced: set) -> str:
     """What the output is now: `; <target> unchanged`, `; <target> is complete` (replaced by this run), or
     without a target `; nothing written` or `; <files> complete`."""
@@ -86,7 +76,7 @@ def _interrupted(signum, frame):
     note = status(replaced)
     for stream in streams:
         if os.path.exists(stream.partial):  # else it was renamed onto the target: complete
-            note += f"; {_saved(stream)}"
+            note += f"; {stream.saved()}"
     os.write(2, f"{chr(10) if OPEN_LINE['open'] else ''}sweep: interrupted{note}\n".encode())
     os._exit(128 + signum)
 
