@@ -110,7 +110,7 @@ def run(
 
     Args:
         spec: a grid file path (TOML), a dict of the same structure, or a parsed `GridSpec`; the
-            README section "Grid files" lists every key.
+            docs/grids.md lists every key.
         out: optional output path: `.zarr` (a Zarr store), `.csv` (a tidy table) or any other name
             (NetCDF-4). Without uncertainty analysis, NetCDF and Zarr outputs are streamed block by
             block to `<out>.partial`, renamed onto `out` when complete, and the result is returned
@@ -133,7 +133,7 @@ def run(
             computes blocks p, p + P, … of the grid into the shared Zarr store `out`.
         command: the text recorded in the `history` attribute (default: this call).
 
-    Returns a Dataset with one variable per output (README "Reading the output"), CF metadata,
+    Returns a Dataset with one variable per output (docs/output.md), CF metadata,
     the spec and precision in its attributes, the provenance of every profile value as coordinates
     (`provenance`, `provenance_index`; summary attribute `profile_provenance`). Raises `SweepInputError` (a
     `ValueError`) with a one-line message on bad input.

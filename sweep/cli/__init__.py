@@ -34,7 +34,7 @@ examples:
   sweep predict ROWS.csv --calibration mlenergy-v3 -o PRED.csv
                                                        predicted tok/s, power, tok/J per row
 
-Grid files are TOML; see the README section "Grid files" for every key.
+Grid files are TOML; docs/grids.md lists every key.
 """
 
 SUBCOMMANDS = (

@@ -71,7 +71,7 @@ def add_parser(sub) -> None:
         description="Fit the chosen mechanisms of the physical model (per GPU, shared across models and "
         "TP) by least squares on ln tokens/s, ln power and ln ITL of measured runs, and write the values, "
         "standard errors, correlations, data hashes and residuals to CAL.toml. The measurement format is "
-        "in the README (section 'Measured reality'); the science in docs/calibration.md.",
+        "in docs/calibration.md §7, the science in the rest of it.",
         epilog="mechanisms (name: meaning [bounds]):\n"
         + "\n".join(f"  {n}: {m.meaning} [{m.lower:g}, {m.upper:g}] {m.unit}" for n, m in MECHANISMS.items())
         + "\n  prompt_tokens: also fit chat's prompt length (every other task's is always fitted, one per task)",

@@ -1,6 +1,6 @@
 """Grid specifications: TOML files (or dicts) that name the axes of a sweep.
 
-See the README section "Grid files" for the full reference. In short: top-level keys choose the
+docs/grids.md is the full reference. In short: top-level keys choose the
 convention, the profile kind and options; `[axes]` lists the swept values (a list or a range
 table); any axis may instead be given as a scalar top-level key (a parameter, not a dimension).
 

@@ -199,7 +199,7 @@ def table3(grids: Path, out: Path, targets: dict) -> list:
             "Deviations: the paper estimated E[S] from 3000 seeded random draws (seed 42); we integrate the",
             "CDF exactly. The differences in the paper convention are that sampling noise (largest on LMSYS,",
             "whose tail is heavy); the planner itself converges to our numbers with 300 000 draws. See the",
-            "README section *Reproduction and deviations*.",
+            "docs/models.md §8 *Reproduction and deviations*.",
         ],
         [f"![topologies]({figure.name})"],
     )
