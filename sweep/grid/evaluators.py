@@ -10,7 +10,7 @@ import numpy as np
 from sweep.fleet.sizing import fleet_metrics
 from sweep.fleet.workload import Workload
 from sweep.grid.engine import Evaluator
-from sweep.physics.concurrency import exceeds_model_context, fits, fitting_concurrency
+from sweep.physics.concurrency import concurrency_limits, exceeds_model_context
 from sweep.physics.cost import cost_per_mtok
 from sweep.physics.instance import evaluate
 
@@ -99,11 +99,11 @@ class ContextEvaluator(Evaluator):
     target = "max_concurrency"
 
     def __call__(self, profile, value, relaxed, extras, pre):
-        n_fit = fitting_concurrency(profile, value("context"), relaxed=relaxed)
+        n_max, feasible = concurrency_limits(profile, value("context"), relaxed=relaxed)
         beyond = exceeds_model_context(profile, value("context"))
         return {
-            "max_concurrency": jnp.maximum(n_fit, profile.min_concurrency),
-            "feasible": fits(n_fit).astype(jnp.int8),
+            "max_concurrency": n_max,
+            "feasible": feasible.astype(jnp.int8),
             "exceeds_model_context": beyond.astype(jnp.int8),
         }
 

@@ -26,8 +26,14 @@ from sweep.physics.profile import Profile
 def max_concurrency(profile: Profile, context_tokens, *, relaxed: bool = False):
     """Sequences of `context_tokens` tokens that fit at once (integer-valued float array), at least
     the profile's `min_concurrency`."""
+    return concurrency_limits(profile, context_tokens, relaxed=relaxed)[0]
+
+
+def concurrency_limits(profile: Profile, context_tokens, *, relaxed: bool = False) -> tuple:
+    """(n_max, feasible): `max_concurrency` and where a sequence really fits (`fits`), from one
+    `fitting_concurrency`."""
     n_fit = fitting_concurrency(profile, context_tokens, relaxed=relaxed)
-    return jnp.maximum(n_fit, profile.min_concurrency)
+    return jnp.maximum(n_fit, profile.min_concurrency), fits(n_fit)
 
 
 def fits(n_fit):

@@ -18,7 +18,7 @@ Conventions (static):
 import jax.numpy as jnp
 
 from sweep.physics import intmath as _intmath
-from sweep.physics.concurrency import exceeds_model_context, fits, fitting_concurrency
+from sweep.physics.concurrency import concurrency_limits, exceeds_model_context
 from sweep.physics.power import gpu_power_w, logistic_power_w
 from sweep.physics.profile import Profile
 from sweep.physics.roofline import compute_bound, expert_time_s, iteration_time_s
@@ -42,7 +42,7 @@ def evaluate(
     `n_max` may be passed in when already computed (the engine computes it on the small
     (profile, context) sub-grid in a separate call, so its integer divisions are not repeated
     in every per-point loop); it must equal `max_concurrency(profile, context_tokens)`, and
-    `feasible` (passed with it) `fits(fitting_concurrency(profile, context_tokens))`.
+    `feasible` (passed with it) the second value of `concurrency_limits(profile, context_tokens)`.
 
     Args:
         profile: a `Profile` (arrays of any broadcastable shape).
@@ -61,9 +61,7 @@ def evaluate(
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if n_max is None or feasible is None:
-        n_fit = fitting_concurrency(profile, context_tokens, relaxed=relaxed)
-        n_max = jnp.maximum(n_fit, profile.min_concurrency) if n_max is None else n_max
-        feasible = fits(n_fit)
+        n_max, feasible = concurrency_limits(profile, context_tokens, relaxed=relaxed)
     n_at_load = _intmath.floor(load * n_max, relaxed=relaxed)
 
     def by_concurrency(f):
