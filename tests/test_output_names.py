@@ -18,6 +18,7 @@ import sweep
 from sweep.cli import main
 from sweep.errors import SweepInputError
 from sweep.io import files
+from tests.utils import run_to_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "sweep" / "data" / "measurements" / "mlenergy-v3-chat.csv"
@@ -60,7 +61,7 @@ topology = ["homogeneous"]
 def saved(tmp_path_factory):
     """The bytes of a small result (NetCDF), computed once."""
     path = tmp_path_factory.mktemp("names") / "r.nc"
-    sweep.run(GRID, out=path)
+    run_to_file(GRID, path)
     return path.read_bytes()
 
 

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-import sweep
 from sweep.cli import main
 from sweep.io import plotting
 from tests.test_tabular import GRID
+from tests.utils import run_to_file
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     path = tmp_path_factory.mktemp("plotting") / "out.nc"
-    ds = sweep.run(GRID, out=path)
+    ds = run_to_file(GRID, path)
     return str(path), ds
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import sweep
 from sweep.cli import main
+from tests.utils import run_to_file
 
 GRID = {
     "convention": "paper",
@@ -27,7 +27,7 @@ POINTS = 12
 def result(tmp_path_factory):
     """(path, Dataset) of a 12-point result with its provenance coordinates."""
     path = tmp_path_factory.mktemp("bounds") / "small.nc"
-    ds = sweep.run(GRID, out=path)
+    ds = run_to_file(GRID, path)
     assert "provenance" in ds.coords and "provenance_index" in ds.coords
     return str(path), ds
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import sweep
 from sweep.cli import main
 from sweep.errors import SweepInputError
 from sweep.io import tabular
 from sweep.io.output import annotate, write_netcdf
+from tests.utils import run_to_file
 
 GRID = {
     "convention": "paper",
@@ -42,7 +42,7 @@ PARAMETERS = ["weight_time_s", "power_x0"]
 def result(tmp_path_factory):
     """(path, Dataset) of the small grid, written by sweep.run(grid, out=path)."""
     path = tmp_path_factory.mktemp("tabular") / "out.nc"
-    ds = sweep.run(GRID, out=path)
+    ds = run_to_file(GRID, path)
     return str(path), ds
 
 

@@ -31,3 +31,17 @@ TINY_HF_CONFIG = {
     "tie_word_embeddings": True,
     "head_dim": 64,
 }
+
+
+def run_to_file(spec, path):
+    """`sweep.run(spec, out=path)` read into memory and its file closed.
+
+    A streamed run returns its file opened lazily; a test that then runs `sweep show` or `sweep plot`
+    on the same path would open it a second time, from the CLI's worker thread, while this process
+    still holds it open: HDF5 is not thread-safe and has crashed the test worker there."""
+    import sweep
+
+    ds = sweep.run(spec, out=path)
+    loaded = ds.load()
+    ds.close()
+    return loaded
